@@ -1,0 +1,3 @@
+"""bench-driver: run a benchmark command, scrape its log, measure its memory, report JSON."""
+
+__version__ = "0.1.0"

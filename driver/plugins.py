@@ -1,0 +1,297 @@
+"""The plugin manager: default plugins, entry points, drop-in folders, named registries.
+
+Where plugins come from, in load order:
+
+1. the built-ins in :data:`DEFAULT_PLUGINS` (modules of the ``plugins`` package);
+2. installed distributions with an entry point in the ``bench_driver`` group (skipped when
+   ``BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD`` is set, as pytest does);
+3. drop-in ``*.py`` files (not starting with ``_``) in the ``plugins/`` folder beside the task config,
+   in every ``--plugins-dir``, in the config's ``plugin_dirs`` and in ``BENCH_DRIVER_PLUGINS_DIRS``
+   (``os.pathsep``-separated).
+
+``-p no:NAME`` blocks a plugin by name before it loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import pluggy
+
+from driver import hookspecs
+from driver.errors import PluginError
+
+ENTRY_POINT_GROUP = "bench_driver"
+DISABLE_AUTOLOAD_ENV = "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD"
+PLUGIN_DIRS_ENV = "BENCH_DRIVER_PLUGINS_DIRS"
+TRACE_ENV = "BENCH_DRIVER_TRACE_HOOKS"
+
+#: The built-in plugins. The core imports plugins only through this list.
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "plugins.compute_methods",
+    "plugins.cpu_memory",
+    "plugins.json_report",
+    "plugins.console_report",
+    "plugins.toy_search",
+)
+
+#: Registry kind -> the hook that fills it.
+REGISTRIES: dict[str, str] = {
+    "compute_methods": "bench_driver_register_compute_methods",
+    "samplers": "bench_driver_register_samplers",
+    "reporters": "bench_driver_register_reporters",
+    "searchers": "bench_driver_register_searchers",
+    "search_spaces": "bench_driver_register_search_spaces",
+    "evaluators": "bench_driver_register_evaluators",
+    "nas_algorithms": "bench_driver_register_nas_algorithms",
+}
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """Where one registered plugin came from, for ``bench-driver plugins``."""
+
+    name: str
+    source: str  # "built-in", "entry point DIST VERSION", "drop-in PATH", "module"
+    path: str | None
+
+
+class _Manager(pluggy.PluginManager):
+    """Treats any ``bench_driver_*`` function as a hook implementation, marked or not, so that a
+    misspelt hook name is caught by ``check_pending`` instead of being silently ignored."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name.startswith(hookspecs.PROJECT + "_"):
+            method = getattr(plugin, name, None)
+            if inspect.isroutine(method):
+                return {}
+        return opts
+
+
+@dataclass
+class Plugins:
+    """The loaded plugins and the named registries built from them."""
+
+    manager: pluggy.PluginManager
+    infos: dict[str, PluginInfo] = field(default_factory=dict)
+    _registries: dict[str, dict[str, tuple[Any, str]]] = field(default_factory=dict)
+
+    def registry(self, kind: str) -> dict[str, Any]:
+        """``{name: object}`` contributed by every plugin for *kind* (see :data:`REGISTRIES`)."""
+        return {name: obj for name, (obj, _) in self._entries(kind).items()}
+
+    def owner(self, kind: str, name: str) -> str:
+        """The name of the plugin that registered *name* in *kind*."""
+        return self._entries(kind)[name][1]
+
+    def contributions(self, plugin_name: str) -> dict[str, list[str]]:
+        """What one plugin registers: ``{kind: [names]}``."""
+        found: dict[str, list[str]] = {}
+        for kind in REGISTRIES:
+            names = [n for n, (_, owner) in self._entries(kind).items() if owner == plugin_name]
+            if names:
+                found[kind] = names
+        return found
+
+    def _entries(self, kind: str) -> dict[str, tuple[Any, str]]:
+        if kind not in self._registries:
+            self._registries[kind] = self._build(kind)
+        return self._registries[kind]
+
+    def _build(self, kind: str) -> dict[str, tuple[Any, str]]:
+        hook_name = REGISTRIES[kind]
+        caller = getattr(self.manager.hook, hook_name)
+        entries: dict[str, tuple[Any, str]] = {}
+        # Registration order (first registered first), so that listings read naturally.
+        for impl in reversed(caller.get_hookimpls()):
+            contributed = self._call(impl, hook_name)
+            for name, obj in contributed.items():
+                if name in entries:
+                    other = entries[name][1]
+                    raise PluginError(
+                        f"{kind[:-1].replace('_', ' ')} {name!r} is registered by two plugins: "
+                        f"{self._describe(other)} and {self._describe(impl.plugin_name)}; "
+                        f"rename one, or disable one with -p no:NAME"
+                    )
+                entries[name] = (obj, impl.plugin_name)
+        return entries
+
+    def _call(self, impl: Any, hook_name: str) -> Mapping[str, Any]:
+        if os.environ.get(TRACE_ENV):
+            print(f"[hook] {hook_name} -> {impl.plugin_name}", file=sys.stderr)
+        try:
+            result = impl.function()
+        except Exception as exc:  # a plugin bug: say which plugin, not a traceback
+            raise PluginError(
+                f"plugin {self._describe(impl.plugin_name)} failed in {hook_name}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if result is None:
+            return {}
+        if not isinstance(result, Mapping):
+            raise PluginError(
+                f"plugin {self._describe(impl.plugin_name)}: {hook_name} must return a mapping "
+                f"{{name: object}}, got {type(result).__name__}"
+            )
+        return result
+
+    def _describe(self, plugin_name: str) -> str:
+        info = self.infos.get(plugin_name)
+        where = f" ({info.path})" if info and info.path else ""
+        return f"{plugin_name!r}{where}"
+
+
+def load_plugins(
+    *,
+    plugin_dirs: Iterable[str | os.PathLike[str]] = (),
+    blocked: Iterable[str] = (),
+    extra_modules: Iterable[str] = (),
+    autoload: bool | None = None,
+) -> Plugins:
+    """Load every plugin and check their hooks. Raises :class:`PluginError` naming the culprit."""
+    manager = _Manager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for name in blocked:
+        manager.set_blocked(name)
+    plugins = Plugins(manager)
+    for module_name in DEFAULT_PLUGINS:
+        _register_module(plugins, module_name, "built-in")
+    for module_name in extra_modules:
+        _register_module(plugins, module_name, "module")
+    if autoload is None:
+        autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    if autoload:
+        _load_entry_points(plugins)
+    for directory in _dropin_dirs(plugin_dirs):
+        _load_dropin_dir(plugins, directory)
+    _check_hooks(plugins)
+    return plugins
+
+
+def _register(plugins: Plugins, module: Any, name: str, info: PluginInfo) -> None:
+    if plugins.manager.is_blocked(name):
+        return
+    try:
+        plugins.manager.register(module, name=name)
+    except Exception as exc:
+        raise PluginError(f"plugin {name!r} ({info.source}) could not be registered: {exc}") from exc
+    plugins.infos[name] = info
+
+
+def _register_module(plugins: Plugins, module_name: str, source: str) -> None:
+    short = module_name.rsplit(".", 1)[-1]
+    if plugins.manager.is_blocked(short):
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise PluginError(
+            f"{source} plugin {module_name!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    _register(plugins, module, short, PluginInfo(short, source, getattr(module, "__file__", None)))
+
+
+def _load_entry_points(plugins: Plugins) -> None:
+    from importlib import metadata
+
+    for dist in metadata.distributions():
+        for ep in dist.entry_points:
+            if ep.group != ENTRY_POINT_GROUP or plugins.manager.is_blocked(ep.name):
+                continue
+            if plugins.manager.get_plugin(ep.name) is not None:
+                continue  # the same distribution seen twice on sys.path
+            dist_name = dist.metadata["name"]
+            try:
+                obj = ep.load()
+            except Exception as exc:
+                raise PluginError(
+                    f"entry point {ep.name!r} ({ep.value}) of {dist_name} {dist.version} failed to "
+                    f"import: {type(exc).__name__}: {exc}"
+                ) from exc
+            info = PluginInfo(
+                ep.name, f"entry point {dist_name} {dist.version}", getattr(obj, "__file__", None)
+            )
+            _register(plugins, obj, ep.name, info)
+
+
+def _dropin_dirs(explicit: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    dirs = [Path(d) for d in explicit]
+    env = os.environ.get(PLUGIN_DIRS_ENV, "")
+    dirs += [Path(d) for d in env.split(os.pathsep) if d]
+    seen: set[Path] = set()
+    unique = []
+    for d in dirs:
+        resolved = d.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(d)
+    return unique
+
+
+def _load_dropin_dir(plugins: Plugins, directory: Path) -> None:
+    if not directory.is_dir():
+        raise PluginError(f"plugin folder {str(directory)!r} does not exist or is not a folder")
+    loaded = {
+        Path(info.path).resolve() for info in plugins.infos.values() if info.path is not None
+    }
+    for path in sorted(directory.glob("*.py")):
+        if path.name.startswith("_") or path.resolve() in loaded:
+            continue
+        name = path.stem
+        if plugins.manager.is_blocked(name):
+            continue
+        if plugins.manager.get_plugin(name) is not None:
+            name = str(path)  # two folders each with random.py: keep both, named by path
+        module = _import_file(path)
+        _register(plugins, module, name, PluginInfo(name, "drop-in", str(path)))
+
+
+def _import_file(path: Path) -> Any:
+    """Import *path* under a module name unique to its location."""
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
+    module_name = f"bench_driver_dropin_{path.stem}_{digest}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"drop-in plugin {str(path)!r} cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[module_name]
+        raise PluginError(
+            f"drop-in plugin {str(path)!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _check_hooks(plugins: Plugins) -> None:
+    """Misspelt hooks: every ``bench_driver_*`` function must match a hook in driver.hookspecs."""
+    known = sorted(REGISTRIES.values())
+    for name, hook_caller in vars(plugins.manager.hook).items():
+        if hook_caller.spec is not None:
+            continue
+        from driver.errors import did_you_mean
+
+        for impl in hook_caller.get_hookimpls():
+            info = plugins.infos.get(impl.plugin_name)
+            where = f" ({info.path})" if info and info.path else ""
+            raise PluginError(
+                f"plugin {impl.plugin_name!r}{where} implements unknown hook {name!r}"
+                f"{did_you_mean(name, known)}; the hooks are listed in driver/hookspecs.py"
+            )
+    try:
+        plugins.manager.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {exc.plugin!r}: {exc}") from exc

@@ -1,0 +1,193 @@
+"""Searcher, SearchSpace, Evaluator and NASAlgorithm: the interfaces NAS plugins implement.
+
+The loop is ask/tell (as Optuna's ``Study.ask/tell``)::
+
+    searcher = SearcherClass(space, seed=0)
+    while budget remains:
+        trial = searcher.ask()              # a configuration (and optionally a fidelity)
+        result = evaluator.evaluate(trial)  # its objective and what it cost
+        searcher.tell(result)
+
+Searchers maximise :attr:`TrialResult.value`. Costs are seconds, real or simulated (a tabular
+evaluator returns the tabulated training time), so that a time-budgeted search over a table is
+reproducible and takes seconds. :func:`run_search` is that loop with a budget and progress lines.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Mapping, Sequence
+
+#: A configuration: whatever the search space proposes (an architecture string, a dict ...).
+#: It must be hashable so searchers can remember what they have seen.
+Config = Hashable
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration to evaluate. ``fidelity`` is for multi-fidelity searchers (e.g. epochs)."""
+
+    number: int
+    config: Config
+    fidelity: float | None = None
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What evaluating a trial gave: the objective (higher is better) and its cost in seconds."""
+
+    trial: Trial
+    value: float
+    cost_s: float = 0.0
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+class SearchSpace(ABC):
+    """A set of configurations. Only :meth:`sample` is required."""
+
+    name: str = "space"
+
+    @abstractmethod
+    def sample(self, rng: random.Random) -> Config:
+        """Return one configuration drawn uniformly at random."""
+
+    def mutate(self, config: Config, rng: random.Random) -> Config:
+        """Return a configuration one small step from *config* (needed by evolution)."""
+        raise NotImplementedError(f"search space {self.name!r} does not support mutation")
+
+    def neighbours(self, config: Config) -> Sequence[Config]:
+        """Every configuration one step from *config* (needed by local search)."""
+        raise NotImplementedError(f"search space {self.name!r} does not list neighbours")
+
+    def choices(self) -> Sequence[Sequence[Any]]:
+        """For categorical spaces: the options of each decision (needed by REINFORCE, BOHB)."""
+        raise NotImplementedError(f"search space {self.name!r} is not categorical")
+
+    def encode(self, config: Config) -> Sequence[int]:
+        """For categorical spaces: the option index of each decision."""
+        raise NotImplementedError(f"search space {self.name!r} is not categorical")
+
+    def decode(self, encoding: Sequence[int]) -> Config:
+        """The inverse of :meth:`encode`."""
+        raise NotImplementedError(f"search space {self.name!r} is not categorical")
+
+
+class Evaluator(ABC):
+    """Turns a trial into a result: by table look-up, a surrogate, or real training."""
+
+    @abstractmethod
+    def evaluate(self, trial: Trial) -> TrialResult:
+        """Evaluate *trial*; ``cost_s`` is the (simulated) time it took."""
+
+    def max_fidelity(self) -> float | None:
+        """The full fidelity (e.g. 200 epochs), or None if the evaluator has one fidelity only."""
+        return None
+
+
+class Searcher(ABC):
+    """Proposes configurations (:meth:`ask`) and learns from results (:meth:`tell`).
+
+    Subclasses take ``(space, seed, **options)`` and must be reproducible for a given seed. The
+    lifecycle methods :meth:`setup` and :meth:`close` do nothing by default.
+    """
+
+    name: str = "searcher"
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        if options:
+            raise TypeError(f"searcher {self.name!r} takes no options, got {sorted(options)}")
+        self.space = space
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self._trials = 0
+
+    def setup(self, evaluator: Evaluator) -> None:
+        """Called once before the first :meth:`ask`, with the evaluator it will be judged by."""
+
+    @abstractmethod
+    def ask(self) -> Trial:
+        """Return the next trial to evaluate."""
+
+    @abstractmethod
+    def tell(self, result: TrialResult) -> None:
+        """Learn from the result of a trial this searcher asked for."""
+
+    def close(self) -> None:
+        """Called once when the search ends."""
+
+    def new_trial(self, config: Config, fidelity: float | None = None) -> Trial:
+        """Number and wrap *config*; subclasses call this from :meth:`ask`."""
+        trial = Trial(self._trials, config, fidelity)
+        self._trials += 1
+        return trial
+
+
+class NASAlgorithm(ABC):
+    """A NAS method that is not ask/tell (e.g. weight-sharing DARTS or GDAS): it runs itself."""
+
+    name: str = "nas"
+
+    @abstractmethod
+    def run(self, space: SearchSpace, seed: int, log: Callable[[str], None]) -> Config:
+        """Search and return the chosen configuration; progress goes through *log*."""
+
+
+@dataclass(frozen=True)
+class SearchBudget:
+    """Stop after ``max_evaluations`` trials or ``max_time_s`` (simulated) seconds, whichever first."""
+
+    max_evaluations: int | None = None
+    max_time_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_evaluations is None and self.max_time_s is None:
+            raise ValueError("a search budget needs max_evaluations or max_time_s")
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """The best result of a search and its anytime trace ``(time_s, best_value)`` per trial."""
+
+    best: TrialResult
+    evaluations: int
+    time_s: float
+    trace: tuple[tuple[float, float], ...]
+
+
+def run_search(
+    searcher: Searcher,
+    evaluator: Evaluator,
+    budget: SearchBudget,
+    log: Callable[[str], None] | None = None,
+) -> SearchOutcome:
+    """Run the ask/tell loop until *budget* is spent; log one progress line per trial.
+
+    A trial that would end past ``max_time_s`` is not counted (its result arrives too late), as in
+    the NAS-Bench-201 paper's time-budgeted protocol.
+    """
+    searcher.setup(evaluator)
+    clock = 0.0
+    best: TrialResult | None = None
+    trace: list[tuple[float, float]] = []
+    try:
+        while budget.max_evaluations is None or len(trace) < budget.max_evaluations:
+            result = evaluator.evaluate(searcher.ask())
+            if budget.max_time_s is not None and clock + result.cost_s > budget.max_time_s:
+                break
+            clock += result.cost_s
+            searcher.tell(result)
+            if best is None or result.value > best.value:
+                best = result
+            trace.append((clock, best.value))
+            if log is not None:
+                log(
+                    f"search: evaluations={len(trace)} time={clock:.1f} "
+                    f"value={result.value:.6g} best={best.value:.6g}"
+                )
+    finally:
+        searcher.close()
+    if best is None:
+        raise ValueError("the budget ended before the first evaluation finished")
+    return SearchOutcome(best, len(trace), clock, tuple(trace))
