@@ -38,6 +38,7 @@ TRACE_ENV = "BENCH_DRIVER_TRACE_HOOKS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.compute_methods",
     "plugins.cpu_memory",
+    "plugins.gpu_nvml",
     "plugins.json_report",
     "plugins.console_report",
     "plugins.toy_search",

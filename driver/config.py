@@ -1,0 +1,367 @@
+"""task_config.toml -> frozen TaskSpec / MetricSpec, with every check made before anything runs.
+
+Two ways to declare metrics, mixable in one task:
+
+* the old driver's three parallel lists ``patterns``, ``metrics``, ``compute_method`` (an old INI
+  section converts by changing only list syntax), with ``optional_metrics = [...]``;
+* one table per metric: ``[[tasks.NAME.metric]]`` with ``name``, ``pattern``, ``compute_method``
+  and optionally ``optional``, ``unit``, ``direction`` (``"higher"`` or ``"lower"`` is better).
+
+``[defaults]`` is inherited by every task (``params`` and ``env`` tables merge key by key).
+Commands take named parameters ``{epochs}``: defaults in ``[tasks.NAME.params]``, overridden by
+``--set epochs=2``; every value is shell-quoted on substitution. Built-in parameters: ``{python}``
+(this interpreter), ``{num_gpus}``, ``{seed}``, ``{repetition}``, ``{run_dir}``.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import string
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Collection, Mapping
+
+from driver.errors import ConfigError, did_you_mean
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+DEFAULT_CONFIG = "task_config.toml"
+TOP_LEVEL_KEYS = ("defaults", "tasks", "experiments", "plugin_dirs")
+TASK_KEYS = (
+    "command_to_execute", "num_gpus", "patterns", "metrics", "compute_method", "optional_metrics",
+    "metric", "params", "timeout", "workers", "framework", "cwd", "env", "description",
+)
+METRIC_KEYS = ("name", "pattern", "compute_method", "optional", "unit", "direction")
+BUILTIN_PARAMS = ("python", "num_gpus", "seed", "repetition", "run_dir")
+_PERCENTILE = re.compile(r"p\d+")
+_METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+ParamValue = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: the pattern whose single group (or group ``value``) feeds it, and its reduction."""
+
+    name: str
+    pattern: str
+    compute_method: str
+    optional: bool = False
+    unit: str | None = None
+    direction: str | None = None  # "higher" or "lower" is better; None if not declared
+
+    def compile(self) -> re.Pattern[bytes]:
+        """The pattern compiled for scanning raw log bytes, one line at a time (MULTILINE)."""
+        return re.compile(self.pattern.encode("utf-8"), re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A validated task, ready to run. ``command`` is a template; see :meth:`render_command`."""
+
+    name: str
+    command: str
+    metrics: tuple[MetricSpec, ...]
+    num_gpus: int = 0
+    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    timeout_s: float | None = None
+    workers: int | None = None
+    framework: str | None = None
+    cwd: Path = Path(".")
+    env: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    source: str = DEFAULT_CONFIG
+
+    def render_command(self, builtins: Mapping[str, ParamValue]) -> str:
+        """Substitute parameters (task defaults, overridden by --set, then built-ins), quoted."""
+        values = {**self.params, **builtins}
+        quoted = {k: shlex.quote(_param_text(v)) for k, v in values.items()}
+        return self.command.format_map(quoted)
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """A parsed task_config.toml: raw task tables, resolved lazily into TaskSpecs."""
+
+    path: Path
+    defaults: Mapping[str, Any]
+    tasks: Mapping[str, Mapping[str, Any]]
+    experiments: Mapping[str, Any]
+    plugin_dirs: tuple[Path, ...]
+
+    def task(
+        self,
+        name: str,
+        compute_methods: Collection[str],
+        overrides: Mapping[str, str] | None = None,
+    ) -> TaskSpec:
+        """Validate task *name* with ``--set`` *overrides*; raise ConfigError naming what is wrong."""
+        if name not in self.tasks:
+            listing = ", ".join(sorted(self.tasks)) or "(none)"
+            raise ConfigError(
+                f"{self.path}: no task {name!r}{did_you_mean(name, self.tasks)}; tasks: {listing}"
+            )
+        merged = _merge(self.defaults, self.tasks[name])
+        return _build_task(self.path, name, merged, compute_methods, overrides or {})
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:
+    """Read and structurally check a task config file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such task config; pass --config PATH or run where task_config.toml is"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(
+                f"{path}: unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}; "
+                f"known: {', '.join(TOP_LEVEL_KEYS)}"
+            )
+    tasks = data.get("tasks", {})
+    _expect(path, "[tasks]", tasks, dict, "a table of [tasks.NAME] tables")
+    for name, table in tasks.items():
+        _expect(path, f"[tasks.{name}]", table, dict, "a table")
+    defaults = data.get("defaults", {})
+    _expect(path, "[defaults]", defaults, dict, "a table")
+    dirs = data.get("plugin_dirs", [])
+    _expect_str_list(path, "plugin_dirs", dirs)
+    experiments = data.get("experiments", {})
+    _expect(path, "[experiments]", experiments, dict, "a table")
+    return TaskConfig(
+        path, defaults, tasks, experiments, tuple(path.parent / d for d in dirs)
+    )
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    """``["epochs=2", ...]`` from ``--set`` -> ``{"epochs": "2"}``."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, for example --set epochs=2")
+        found[key.strip()] = value
+    return found
+
+
+def _param_text(value: ParamValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _merge(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    merged = {**defaults, **task}
+    for key in ("params", "env"):
+        if isinstance(defaults.get(key), dict) and isinstance(task.get(key), dict):
+            merged[key] = {**defaults[key], **task[key]}
+    return merged
+
+
+def _build_task(
+    path: Path,
+    name: str,
+    table: Mapping[str, Any],
+    compute_methods: Collection[str],
+    overrides: Mapping[str, str],
+) -> TaskSpec:
+    where = f"{path}: [tasks.{name}]"
+    for key in table:
+        if key not in TASK_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key {key!r}{did_you_mean(key, TASK_KEYS)}; "
+                f"known keys: {', '.join(TASK_KEYS)}"
+            )
+    if "command_to_execute" not in table:
+        raise ConfigError(f"{where}: missing command_to_execute (the shell command to benchmark)")
+    command = table["command_to_execute"]
+    _expect(where, "command_to_execute", command, str, "a string")
+    num_gpus = table.get("num_gpus", 0)
+    if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 0:
+        raise ConfigError(f"{where} num_gpus = {num_gpus!r}: expected a whole number >= 0")
+    params = _params(where, table.get("params", {}), overrides)
+    _check_placeholders(where, command, params)
+    metrics = _list_metrics(where, table) + _table_metrics(where, table.get("metric", []))
+    _check_metrics(where, metrics, compute_methods)
+    cwd = table.get("cwd", ".")
+    _expect(where, "cwd", cwd, str, "a path string")
+    env = table.get("env", {})
+    _expect(where, "env", env, dict, "a table of NAME = \"value\"")
+    for k, v in env.items():
+        _expect(where, f"env.{k}", v, str, "a string")
+    framework = table.get("framework")
+    if framework is not None:
+        _expect(where, "framework", framework, str, "a string")
+    description = table.get("description", "")
+    _expect(where, "description", description, str, "a string")
+    return TaskSpec(
+        name=name,
+        command=command,
+        metrics=tuple(metrics),
+        num_gpus=num_gpus,
+        params=params,
+        timeout_s=_positive(where, "timeout", table.get("timeout"), float),
+        workers=_positive(where, "workers", table.get("workers"), int),
+        framework=framework,
+        cwd=(path.parent / cwd),
+        env=env,
+        description=description,
+        source=str(path),
+    )
+
+
+def _params(
+    where: str, table: Any, overrides: Mapping[str, str]
+) -> dict[str, ParamValue]:
+    _expect(where, "params", table, dict, "a table of NAME = default")
+    params: dict[str, ParamValue] = {}
+    for key, value in table.items():
+        if key in BUILTIN_PARAMS:
+            raise ConfigError(f"{where} params.{key}: {key!r} is a built-in parameter; rename it")
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(
+                f"{where} params.{key} = {value!r}: expected a string, number or boolean"
+            )
+        params[key] = value
+    for key, value in overrides.items():
+        if key not in params:
+            known = ", ".join(sorted(params)) or "(none)"
+            raise ConfigError(
+                f"--set {key}={value}: task {where.split('[tasks.')[-1][:-1]!r} has no parameter "
+                f"{key!r}{did_you_mean(key, params)}; its parameters: {known}"
+            )
+        params[key] = value
+    return params
+
+
+def _check_placeholders(where: str, command: str, params: Mapping[str, ParamValue]) -> None:
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(command) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(
+            f"{where} command_to_execute = {command!r}: {exc}; write a literal brace as {{{{ or }}}}"
+        ) from None
+    known = set(params) | set(BUILTIN_PARAMS)
+    for name in fields:
+        if name not in known:
+            raise ConfigError(
+                f"{where} command_to_execute uses {{{name}}}, which is not a parameter"
+                f"{did_you_mean(name, known)}; declare it in [{where.split('[')[-1][:-1]}.params] "
+                f"with a default, or write a literal brace as {{{{ }}}}"
+            )
+
+
+def _list_metrics(where: str, table: Mapping[str, Any]) -> list[MetricSpec]:
+    lists = {k: table.get(k, []) for k in ("patterns", "metrics", "compute_method")}
+    for key, value in lists.items():
+        _expect_str_list(where, key, value)
+    lengths = {k: len(v) for k, v in lists.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        raise ConfigError(
+            f"{where}: patterns, metrics and compute_method must have one entry per metric; "
+            f"{detail}"
+        )
+    optional = table.get("optional_metrics", [])
+    _expect_str_list(where, "optional_metrics", optional)
+    for name in optional:
+        if name not in lists["metrics"]:
+            raise ConfigError(
+                f"{where} optional_metrics: {name!r} is not in metrics"
+                f"{did_you_mean(name, lists['metrics'])}"
+            )
+    return [
+        MetricSpec(m, p, c, optional=m in optional)
+        for p, m, c in zip(lists["patterns"], lists["metrics"], lists["compute_method"])
+    ]
+
+
+def _table_metrics(where: str, tables: Any) -> list[MetricSpec]:
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where} metric: expected [[tasks.NAME.metric]] tables")
+    specs = []
+    for i, t in enumerate(tables):
+        at = f"{where} metric[{i}]"
+        _expect(at, "", t, dict, "a table")
+        for key in t:
+            if key not in METRIC_KEYS:
+                raise ConfigError(
+                    f"{at}: unknown key {key!r}{did_you_mean(key, METRIC_KEYS)}; "
+                    f"known: {', '.join(METRIC_KEYS)}"
+                )
+        for key in ("name", "pattern", "compute_method"):
+            if key not in t:
+                raise ConfigError(f"{at}: missing {key!r}")
+            _expect(at, key, t[key], str, "a string")
+        direction = t.get("direction")
+        if direction not in (None, "higher", "lower"):
+            raise ConfigError(f"{at} direction = {direction!r}: expected \"higher\" or \"lower\"")
+        optional = t.get("optional", False)
+        _expect(at, "optional", optional, bool, "true or false")
+        unit = t.get("unit")
+        if unit is not None:
+            _expect(at, "unit", unit, str, "a string")
+        specs.append(MetricSpec(t["name"], t["pattern"], t["compute_method"], optional, unit,
+                                direction))
+    return specs
+
+
+def _check_metrics(where: str, metrics: list[MetricSpec], methods: Collection[str]) -> None:
+    seen: set[str] = set()
+    for i, m in enumerate(metrics):
+        at = f"{where} metric {m.name!r}"
+        if not _METRIC_NAME.fullmatch(m.name):
+            raise ConfigError(f"{at}: invalid metric name; use letters, digits, _ . -")
+        if m.name in seen:
+            raise ConfigError(f"{at}: declared twice")
+        seen.add(m.name)
+        if m.compute_method not in methods:
+            named = sorted(n for n in methods if not _PERCENTILE.fullmatch(n))
+            raise ConfigError(
+                f"{at}: unknown compute_method {m.compute_method!r}"
+                f"{did_you_mean(m.compute_method, methods)}; known: {', '.join(named)}, pNN"
+            )
+        _check_pattern(f"{at} pattern", m.pattern)
+
+
+def _check_pattern(at: str, pattern: str) -> None:
+    try:
+        compiled = re.compile(pattern.encode("utf-8"), re.MULTILINE)
+    except re.error as exc:
+        pointer = f"\n    {pattern}\n    {' ' * (exc.pos or 0)}^" if exc.pos is not None else ""
+        raise ConfigError(f"{at} {pattern!r}: invalid regex: {exc.msg} at position {exc.pos}"
+                          f"{pointer}") from None
+    if compiled.groups != 1 and "value" not in compiled.groupindex:
+        raise ConfigError(
+            f"{at} {pattern!r}: has {compiled.groups} capture groups; it needs exactly one "
+            f"(the number), or a group named 'value'; make other groups non-capturing: (?:...)"
+        )
+
+
+def _positive(where: str, key: str, value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
+    if not ok or value <= 0:
+        raise ConfigError(f"{where} {key} = {value!r}: expected a number > 0")
+    return kind(value)
+
+
+def _expect(where: Any, key: str, value: Any, kind: type, what: str) -> None:
+    if not isinstance(value, kind):
+        label = f"{where} {key}".rstrip()
+        raise ConfigError(f"{label} = {value!r}: expected {what}")
+
+
+def _expect_str_list(where: Any, key: str, value: Any) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} {key} = {value!r}: expected a list of strings")

@@ -1,0 +1,278 @@
+"""Run one command: its own session, output through a pipe, timeouts, signals, a reaped tree.
+
+Three threads share the work so that reading never waits on the regex engine:
+
+* the *pump* reads the pipe in large chunks, writes them to the run's log file and the console,
+  and queues them (bounded) for the scraper;
+* the *waiter* blocks in ``os.wait4`` for the command and, once it has exited, ends whatever is
+  left of its tree (first the signal, then SIGKILL after the grace period);
+* the calling (main) thread scrapes the queued chunks, enforces the timeout and handles SIGINT
+  and SIGTERM: both are forwarded to the whole tree, which is then reaped.
+
+The sampling thread (driver.sampling) runs beside them.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO, Mapping, Sequence
+
+from driver import proctree
+from driver.sampling import RunExit, Sampler, SamplingThread, task_pids
+from driver.scrape import Scraper
+
+CHUNK_BYTES = 1 << 20
+QUEUE_CHUNKS = 32  # at most ~32 MiB of output waits for the scraper: memory stays flat
+DEFAULT_KILL_GRACE_S = 5.0
+
+ECHO_OFF = "off"
+ECHO_PLAIN = "plain"
+ECHO_TIMED = "timed"
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One command to run and where its output goes."""
+
+    command: str
+    cwd: Path
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float | None = None
+    kill_grace_s: float = DEFAULT_KILL_GRACE_S
+    echo: str = ECHO_PLAIN
+    timeline_path: Path | None = None
+    sample_interval_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How the command ended, and the kernel's accounting of its tree."""
+
+    exit_code: int | None  # negative: killed by that signal number
+    started_at: str
+    ended_at: str
+    duration_s: float
+    timed_out: bool
+    interrupted_by: str | None  # "SIGINT" / "SIGTERM" when the driver was told to stop
+    exit: RunExit
+    leftovers_killed: int
+    sampler_errors: tuple[str, ...]
+    sampler_cost_s: float
+
+
+class _Supervisor:
+    """Knows the command's process group and ends the tree: signal first, SIGKILL after grace."""
+
+    def __init__(self, pid: int, grace_s: float) -> None:
+        self.pid = pid
+        self.grace_s = grace_s
+        self.kill_at: float | None = None
+        self.maxrss_kib: list[int] = []
+        self.leftovers_killed = 0
+        self._lock = threading.Lock()
+
+    def terminate(self, sig: int) -> None:
+        """Send *sig* to the whole tree now; SIGKILL it after the grace period (see :meth:`tick`)."""
+        with self._lock:
+            proctree.signal_tree(self.pid, task_pids(), sig)
+            if self.kill_at is None:
+                self.kill_at = time.monotonic() + self.grace_s
+
+    def tick(self) -> None:
+        """SIGKILL the tree once the grace period is over."""
+        if self.kill_at is not None and time.monotonic() >= self.kill_at:
+            proctree.signal_tree(self.pid, task_pids(), proctree.SIGKILL)
+
+    def end_leftovers(self) -> None:
+        """After the command exited: end what it left running (daemons, double forks)."""
+        left = [p for p in task_pids() if not proctree.is_zombie(p)]
+        if not left:
+            return
+        self.leftovers_killed = len(left)
+        proctree.signal_tree(self.pid, left, signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s
+        while time.monotonic() < deadline:
+            self.reap_orphans()
+            if not [p for p in task_pids() if not proctree.is_zombie(p)]:
+                return
+            time.sleep(0.02)
+        proctree.signal_tree(self.pid, task_pids(), proctree.SIGKILL)
+
+    def reap_orphans(self) -> None:
+        """Reap exited orphans re-parented to the driver, keeping their exact peak RSS."""
+        for pid in proctree.children(os.getpid()):
+            if pid != self.pid and proctree.is_zombie(pid):
+                try:
+                    reaped, _, usage = os.wait4(pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+                if reaped:
+                    self.maxrss_kib.append(int(usage.ru_maxrss))
+
+
+class _Pump(threading.Thread):
+    """Pipe -> log file, console and the scraper's queue."""
+
+    def __init__(self, fd: int, log: BinaryIO, echo: str, t0: float) -> None:
+        super().__init__(name="bench-driver-pump", daemon=True)
+        self.fd = fd
+        self.log = log
+        self.echo = echo
+        self.t0 = t0
+        self.chunks: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self.error: str | None = None
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._line_start = True
+
+    def run(self) -> None:
+        try:
+            while True:
+                chunk = os.read(self.fd, CHUNK_BYTES)
+                if not chunk:
+                    break
+                self.log.write(chunk)
+                self._echo(chunk)
+                self.chunks.put(chunk)
+        except OSError as exc:
+            self.error = f"reading the command's output failed: {exc}"
+        finally:
+            self.log.flush()
+            self.chunks.put(None)
+
+    def _echo(self, chunk: bytes) -> None:
+        if self.echo == ECHO_OFF:
+            return
+        out = sys.stdout
+        try:
+            if self.echo == ECHO_PLAIN:
+                out.flush()
+                out.buffer.write(chunk)
+                out.buffer.flush()
+                return
+            pieces = []
+            for line in self._decoder.decode(chunk).splitlines(keepends=True):
+                if self._line_start:
+                    pieces.append(f"[{time.monotonic() - self.t0:8.1f}s] ")
+                pieces.append(line)
+                self._line_start = line.endswith(("\n", "\r"))
+            out.write("".join(pieces))
+            out.flush()
+        except (OSError, ValueError):
+            self.echo = ECHO_OFF  # a closed console must not stop the benchmark
+
+
+def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sampler]) -> RunOutcome:
+    """Run *request*, feeding its output to *scraper* while *samplers* poll its tree."""
+    proctree.become_subreaper()
+    spawn_floor_kib = proctree.own_hwm_kib()
+    started_at = utc_now()
+    t0 = time.monotonic()
+    with open(request.log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", request.command],
+            cwd=request.cwd,
+            env={**os.environ, **request.env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            bufsize=0,
+        )
+        supervisor = _Supervisor(proc.pid, request.kill_grace_s)
+        sampling = SamplingThread(samplers, request.sample_interval_s, request.timeline_path,
+                                  task_pids, on_tick=supervisor.reap_orphans)
+        sampling.start()
+        assert proc.stdout is not None
+        pump = _Pump(proc.stdout.fileno(), log, request.echo, t0)
+        pump.start()
+        waited: dict[str, Any] = {}
+        waiter = threading.Thread(target=_wait, args=(proc, supervisor, waited), daemon=True)
+        waiter.start()
+        timed_out, interrupted_by = _drive(request, pump, scraper, supervisor, t0)
+        waiter.join()
+        pump.join()
+        proc.stdout.close()
+    sampling.stop()
+    supervisor.reap_orphans()
+    duration = time.monotonic() - t0
+    errors = list(sampling.errors) + ([pump.error] if pump.error else [])
+    return RunOutcome(
+        exit_code=waited.get("exit_code"),
+        started_at=started_at,
+        ended_at=utc_now(),
+        duration_s=round(duration, 6),
+        timed_out=timed_out,
+        interrupted_by=interrupted_by,
+        exit=RunExit(tuple([waited.get("maxrss_kib", 0)] + supervisor.maxrss_kib),
+                     spawn_floor_kib),
+        leftovers_killed=supervisor.leftovers_killed,
+        sampler_errors=tuple(errors),
+        sampler_cost_s=sampling.busy_s,
+    )
+
+
+def _wait(proc: subprocess.Popen[bytes], supervisor: _Supervisor, out: dict[str, Any]) -> None:
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen never waits on it again
+    out["exit_code"] = proc.returncode
+    out["maxrss_kib"] = int(usage.ru_maxrss)
+    supervisor.end_leftovers()
+
+
+def _drive(
+    request: RunRequest, pump: _Pump, scraper: Scraper, supervisor: _Supervisor, t0: float
+) -> tuple[bool, str | None]:
+    """Scrape queued output until EOF, enforcing the timeout and forwarding signals."""
+    state: dict[str, Any] = {"signal": None}
+
+    def forward(signum: int, frame: Any) -> None:
+        state["signal"] = signal.Signals(signum).name
+        supervisor.terminate(signum)
+
+    previous = _install(forward)
+    timed_out = False
+    deadline = None if request.timeout_s is None else t0 + request.timeout_s
+    try:
+        while True:
+            try:
+                chunk = pump.chunks.get(timeout=0.1)
+            except queue.Empty:
+                chunk = b""
+            if chunk is None:
+                break
+            if chunk:
+                scraper.feed(chunk)
+            if deadline is not None and not timed_out and time.monotonic() > deadline:
+                timed_out = True
+                supervisor.terminate(signal.SIGTERM)
+            supervisor.tick()
+    finally:
+        _restore(previous)
+    return timed_out, state["signal"]
+
+
+def _install(handler: Any) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 with milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")

@@ -1,0 +1,62 @@
+"""The built-in compute methods.
+
+``average`` mean; ``last``/``first``; ``total`` sum divided by the worker count (the task's
+``workers`` key, or the old ``DEEPLEARNING_WORKERS_COUNT`` variable; 1 when neither is set);
+``average_aggregate`` mean times the worker count; ``min``/``max``; ``median``; ``std`` population
+standard deviation (0 for one value); ``count`` number of values; ``pNN`` for NN in 1..99 the NNth
+percentile with linear interpolation between closest ranks (numpy's default).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Sequence
+
+from driver.hookspecs import hookimpl
+from driver.reduce import ComputeMethod, ReduceContext
+
+
+def average(values: Sequence[float], ctx: ReduceContext) -> float:
+    return math.fsum(values) / len(values)
+
+
+def total(values: Sequence[float], ctx: ReduceContext) -> float:
+    return math.fsum(values) / ctx.workers
+
+
+def average_aggregate(values: Sequence[float], ctx: ReduceContext) -> float:
+    return math.fsum(values) / len(values) * ctx.workers
+
+
+def percentile(q: float) -> ComputeMethod:
+    """The q-th percentile (0 <= q <= 100), linear interpolation between closest ranks."""
+
+    def method(values: Sequence[float], ctx: ReduceContext) -> float:
+        ordered = sorted(values)
+        rank = (len(ordered) - 1) * q / 100.0
+        low = math.floor(rank)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+    return method
+
+
+BUILTIN: dict[str, ComputeMethod] = {
+    "average": average,
+    "last": lambda values, ctx: values[-1],
+    "first": lambda values, ctx: values[0],
+    "total": total,
+    "average_aggregate": average_aggregate,
+    "min": lambda values, ctx: min(values),
+    "max": lambda values, ctx: max(values),
+    "median": lambda values, ctx: statistics.median(values),
+    "std": lambda values, ctx: statistics.pstdev(values),
+    "count": lambda values, ctx: float(len(values)),
+    **{f"p{q}": percentile(q) for q in range(1, 100)},
+}
+
+
+@hookimpl
+def bench_driver_register_compute_methods() -> dict[str, ComputeMethod]:
+    return BUILTIN
