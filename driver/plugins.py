@@ -42,6 +42,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.json_report",
     "plugins.console_report",
     "plugins.toy_search",
+    "plugins.nas201",
+    "plugins.searchers",
 )
 
 #: Registry kind -> the hook that fills it.
