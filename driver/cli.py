@@ -129,6 +129,8 @@ def _run(args: argparse.Namespace) -> int:
     from driver.report import ReportSettings
     from driver.runner import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
 
+    if args.output.is_file():  # a run that fails to start must not leave old values behind
+        args.output.unlink()
     config, plugins = _load(args)
     pairs = list(args.set) + [f"{flag}={getattr(args, flag)}" for flag in OLD_PARAMETER_FLAGS
                               if getattr(args, flag) is not None]

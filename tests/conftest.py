@@ -1,0 +1,76 @@
+"""Shared fixtures: a task config written to a temp dir, and the real CLI run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Unit tests never pick up plugins from installed distributions (as pytest does for its own).
+os.environ["BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+@dataclass
+class CliResult:
+    """A finished ``bench-driver`` process and the files it wrote."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+    cwd: Path
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return json.loads((self.cwd / "dlbenchmark_result.json").read_text())
+
+    @property
+    def record(self) -> dict[str, Any]:
+        records = sorted((self.cwd / "bench-runs").glob("*/*/record.json"))
+        assert records, f"no run record; stderr:\n{self.stderr}"
+        return json.loads(records[-1].read_text())
+
+
+@pytest.fixture
+def write_config(tmp_path: Path):
+    """Write a task_config.toml (dedented) into tmp_path and return its path."""
+
+    def write(text: str) -> Path:
+        path = tmp_path / "task_config.toml"
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def cli(tmp_path: Path):
+    """Run ``python -m driver ARGS`` in tmp_path (where task_config.toml is written)."""
+
+    def run(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> CliResult:
+        proc = subprocess.run(
+            [sys.executable, "-m", "driver", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        )
+        return CliResult(proc.returncode, proc.stdout, proc.stderr, tmp_path)
+
+    return run
+
+
+def script(name: str) -> str:
+    """Path of a test workload script in tests/scripts, for use in a command."""
+    return str(SCRIPTS / name)

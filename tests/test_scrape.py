@@ -1,0 +1,111 @@
+"""The streaming scraper: number formats, per-line semantics, chunking, collisions, bad bytes."""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+
+import pytest
+
+from driver.config import MetricSpec
+from driver.scrape import Scraper, may_match_newline
+
+
+def scrape(log: bytes, *patterns: str, chunk: int | None = None) -> dict[str, list[float]]:
+    specs = [MetricSpec(f"m{i}", p, "last") for i, p in enumerate(patterns)]
+    scraper = Scraper(specs)
+    if chunk is None:
+        scraper.feed(log)
+    else:
+        for i in range(0, len(log), chunk):
+            scraper.feed(log[i : i + chunk])
+    return {name: found.values for name, found in scraper.close().items()}
+
+
+def test_numbers_parse_with_sign_exponent_and_leading_zero():
+    log = b"v=1.5e-05\nv=-0.5\nv=08\nv=+3\nv=.25\nv=1E3\n"
+    assert scrape(log, r"v=(\S+)")["m0"] == [1.5e-05, -0.5, 8.0, 3.0, 0.25, 1000.0]
+
+
+def test_nan_and_inf_are_counted_not_reduced_and_text_is_unparsed():
+    specs = [MetricSpec("loss", r"loss=(\S+)", "last")]
+    scraper = Scraper(specs)
+    scraper.feed(b"loss=1.0\nloss=nan\nloss=inf\nloss=-inf\nloss=oops\nloss=2.0\n")
+    found = scraper.close()["loss"]
+    assert found.values == [1.0, 2.0]
+    assert (found.matches, found.nonfinite, found.unparsed) == (6, 3, 1)
+    assert found.unparsed_examples == ["oops"]
+
+
+def test_first_match_per_line_only_like_re_search():
+    log = b"acc=1 acc=2\nacc=3\nnothing\n"
+    assert scrape(log, r"acc=(\d)")["m0"] == [1.0, 3.0]
+
+
+def test_chunking_never_changes_the_result():
+    rng = random.Random(7)
+    lines = []
+    for i in range(2000):
+        kind = rng.random()
+        if kind < 0.3:
+            lines.append(f"Epoch[{i}] Batch [3]\tSpeed: {rng.uniform(1, 999):.3f} samples/sec")
+        elif kind < 0.35:
+            lines.append(f"[Epoch {i}] time cost: {rng.uniform(1, 9):.2f}")
+        else:
+            lines.append("filler " * rng.randrange(0, 30))
+    log = ("\n".join(lines)).encode()  # no final newline: the last line still counts
+    patterns = (r"Speed: (\S+) samples", r"^\[Epoch \d+\] time cost: (\S+)", r"Speed:\s+(\S+)")
+    whole = scrape(log, *patterns)
+    expected_speed = [float(m) for m in re.findall(r"Speed: (\S+) samples", log.decode())]
+    assert whole["m0"] == expected_speed and whole["m2"] == expected_speed
+    for chunk in (1, 7, 4096):
+        assert scrape(log, *patterns, chunk=chunk) == whole
+
+
+def test_invalid_utf8_is_never_fatal():
+    log = b"\xff\xfe garbage \x80\nspeed: 12.5 \xc3\x28\n"
+    assert scrape(log, r"speed: (\S+)")["m0"] == [12.5]
+
+
+def test_collision_goes_to_the_more_specific_pattern():
+    log = b"[Epoch 0] time cost: 2.0\n[Epoch 1] time cost: 3.0\ntotal time cost: 5.0\n"
+    found = scrape(log, r"time cost: (\S+)", r"total time cost: (\S+)")
+    assert found == {"m0": [2.0, 3.0], "m1": [5.0]}
+    # identical patterns both keep every value
+    assert scrape(log, r"time cost: (\S+)", r"time cost: (\S+)") == {
+        "m0": [2.0, 3.0, 5.0], "m1": [2.0, 3.0, 5.0]}
+
+
+def test_a_pattern_alone_is_not_disambiguated():
+    log = b"time cost: 2.0\ntotal time cost: 5.0\n"
+    assert scrape(log, r"time cost: (\S+)")["m0"] == [2.0, 5.0]
+
+
+def test_pattern_that_can_cross_lines_is_searched_per_line():
+    # \s can match a newline: per-line semantics must not join 'cost:' with the next line
+    log = b"cost:\n7\ncost: 8\n"
+    assert scrape(log, r"cost:\s*(\d)")["m0"] == [8.0]
+
+
+def test_named_value_group():
+    log = b"loss=0.25 (train)\n"
+    assert scrape(log, r"(\w+)=(?P<value>\S+) \((\w+)\)")["m0"] == [0.25]
+
+
+@pytest.mark.parametrize(
+    "pattern, crosses",
+    [
+        (r"Speed: (\S+) samples", False), (r"a.(b)", False), (r"[^\n]+(\d)", False),
+        (r"\d+ (\w+)", False), (r"a\s(\d+)", True), (r"x[^a](\d)", True), (r"(?s)a.(b)", True),
+        (r"(a)\1", True), (r"\n(x)", True), (r"(?=\s)(x)", True), (r"a\D(b)", True),
+    ],
+)
+def test_may_match_newline(pattern, crosses):
+    assert may_match_newline(pattern) is crosses
+
+
+def test_long_line_without_newline_is_scanned():
+    big = b"x" * 100 + b" value=42"
+    assert scrape(big, r"value=(\d+)", chunk=10)["m0"] == [42.0]
+    assert not math.isnan(scrape(big, r"value=(\d+)")["m0"][0])
