@@ -114,8 +114,7 @@ class Plugins:
         hook_name = REGISTRIES[kind]
         caller = getattr(self.manager.hook, hook_name)
         entries: dict[str, tuple[Any, str]] = {}
-        # Registration order (first registered first), so that listings read naturally.
-        for impl in reversed(caller.get_hookimpls()):
+        for impl in caller.get_hookimpls():  # registration order: built-ins first
             contributed = self._call(impl, hook_name)
             for name, obj in contributed.items():
                 if name in entries:
