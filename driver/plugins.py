@@ -245,9 +245,13 @@ def _load_dropin_dir(plugins: Plugins, directory: Path) -> None:
     loaded = {
         Path(info.path).resolve() for info in plugins.infos.values() if info.path is not None
     }
+    builtin_copy = (directory / "__init__.py").is_file()  # the repository's own plugins package
+    builtins = {m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS}
     for path in sorted(directory.glob("*.py")):
         if path.name.startswith("_") or path.resolve() in loaded:
             continue
+        if builtin_copy and path.stem in builtins:
+            continue  # a built-in, already loaded from the installed package
         name = path.stem
         if plugins.manager.is_blocked(name):
             continue
