@@ -53,7 +53,8 @@ class RunOptions:
 class GpuPlan:
     """The GPUs handed to the command and the environment that says so."""
 
-    indices: tuple[int, ...]
+    indices: tuple[int, ...]  # NVML indices (empty when unchecked: --no-gpu-sampling, no NVML)
+    count: int
     env: Mapping[str, str]
 
 
@@ -62,12 +63,12 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
     wanted = len(options.gpus) if options.gpus is not None else (
         task.num_gpus if options.num_gpus is None else options.num_gpus)
     if wanted == 0:
-        return GpuPlan((), {"CUDA_VISIBLE_DEVICES": ""})
+        return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
     from driver import gpus
 
     assignment = gpus.assign_gpus(wanted, options.gpus, options.environ,
-                                  require_nvml=options.gpu_sampling)
-    return GpuPlan(assignment.indices, gpus.child_environment(assignment))
+                                  gpu_sampling=options.gpu_sampling)
+    return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment))
 
 
 def exit_code_for(record: RunRecord) -> int:
@@ -103,13 +104,14 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
     methods = plugins.registry("compute_methods")
     run_dir = options.run_dir or new_run_dir(options.runs_dir, task.name)
     run_dir.mkdir(parents=True, exist_ok=True)
-    builtins = {"python": sys.executable, "num_gpus": len(gpu_plan.indices),
+    builtins: dict[str, str | int] = {
+                "python": sys.executable, "num_gpus": gpu_plan.count,
                 "seed": options.seed, "repetition": options.repetition, "run_dir": str(run_dir)}
     command = task.render_command(builtins)
     base = RunRecord(task=task.name, command=command, status="running", exit_code=None,
                      started_at=utc_now(), ended_at="", duration_s=0.0,
                      run_dir=str(run_dir), params={**task.params, **builtins},
-                     num_gpus=len(gpu_plan.indices), gpus=gpu_plan.indices)
+                     num_gpus=gpu_plan.count, gpus=gpu_plan.indices)
     results.write_json_atomic(run_dir / "record.json", base.to_dict())
     options.report.output.unlink(missing_ok=True)  # never leave an earlier run's values behind
     scraper = Scraper(task.metrics)

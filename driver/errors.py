@@ -18,6 +18,8 @@ Exit codes (documented in README.md):
 
 from __future__ import annotations
 
+from typing import Iterable
+
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
@@ -55,7 +57,7 @@ class DataError(BenchDriverError):
     exit_code = EXIT_CONFIG
 
 
-def did_you_mean(value: str, choices: object) -> str:
+def did_you_mean(value: str, choices: Iterable[object]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of *choices*, or an empty string."""
     import difflib
 

@@ -36,6 +36,7 @@ def bench_driver_register_compute_methods() -> Mapping[str, ComputeMethod]:
     :class:`driver.reduce.ReduceContext` (``context.workers`` is the task's worker count).
     Called when a task config is validated, before anything runs.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
@@ -47,6 +48,7 @@ def bench_driver_register_samplers() -> Mapping[str, Callable[[SamplingSettings]
     ``None`` when the sampler does not apply to this run (for example GPU sampling with no GPUs).
     It may raise :class:`driver.errors.ConfigError` to refuse the run before it starts.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
@@ -57,6 +59,7 @@ def bench_driver_register_reporters() -> Mapping[str, Reporter]:
     failed or interrupted one) with the finished :class:`driver.results.RunRecord` and the
     :class:`driver.report.ReportSettings` from the command line.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
@@ -65,18 +68,22 @@ def bench_driver_register_searchers() -> Mapping[str, type[Searcher]]:
 
     Called when a search task looks up a searcher by name, and by ``bench-driver plugins``.
     """
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
 def bench_driver_register_search_spaces() -> Mapping[str, Callable[[], SearchSpace]]:
     """Contribute search spaces: ``{name: factory}``; ``factory()`` returns a SearchSpace."""
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
 def bench_driver_register_evaluators() -> Mapping[str, Callable[..., Evaluator]]:
     """Contribute evaluators: ``{name: factory}``; ``factory(space, **options)`` returns an Evaluator."""
+    raise NotImplementedError  # a specification: plugins implement it
 
 
 @hookspec
 def bench_driver_register_nas_algorithms() -> Mapping[str, type[NASAlgorithm]]:
     """Contribute NAS algorithms (weight-sharing or other non ask/tell methods): ``{name: class}``."""
+    raise NotImplementedError  # a specification: plugins implement it

@@ -58,7 +58,7 @@ class CpuMemorySampler(Sampler):
         process_peak_kib = max(kernel_kib if exact else 0, self.hwm_kib)
         peak_kib = max(process_peak_kib, self.peak_sum_kib)
         mean_kib = self.total_kib / self.samples if self.samples else 0.0
-        details = {
+        details: dict[str, float | str] = {
             "peak_mib": round(peak_kib / KIB_PER_MIB, 3),
             "peak_process_mib": round(process_peak_kib / KIB_PER_MIB, 3),
             "peak_process_source": "kernel ru_maxrss" if exact and kernel_kib >= self.hwm_kib
@@ -71,8 +71,8 @@ class CpuMemorySampler(Sampler):
             "max_processes": self.max_processes,
         }
         metrics = {
-            "cpu_memory_usage": details["peak_mib"],
-            "cpu_memory_usage_mean": details["mean_tree_mib"],
+            "cpu_memory_usage": round(peak_kib / KIB_PER_MIB, 3),
+            "cpu_memory_usage_mean": round(mean_kib / KIB_PER_MIB, 3),
         }
         return SamplerSummary(metrics, details)
 

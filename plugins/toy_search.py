@@ -46,13 +46,13 @@ class ToySpace(SearchSpace):
         return tuple(rng.choice(self.OPTIONS) for _ in range(self.DECISIONS))
 
     def mutate(self, config: Config, rng: random.Random) -> Config:
-        values = list(config)  # type: ignore[call-overload]
+        values: list[int] = list(config)  # type: ignore[call-overload]
         i = rng.randrange(self.DECISIONS)
         values[i] = rng.choice([o for o in self.OPTIONS if o != values[i]])
         return tuple(values)
 
     def neighbours(self, config: Config) -> Sequence[Config]:
-        values = tuple(config)  # type: ignore[call-overload]
+        values: tuple[int, ...] = tuple(config)  # type: ignore[arg-type]
         return [
             values[:i] + (o,) + values[i + 1 :]
             for i in range(self.DECISIONS)
