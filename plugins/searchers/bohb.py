@@ -136,7 +136,7 @@ def _hyperband(
     if top is None or bottom is None or bottom >= top:
         return [[(1, top)]]
     s_max = int(math.floor(math.log(top / bottom) / math.log(eta) + 1e-9))
-    brackets = []
+    brackets: list[list[tuple[int, float | None]]] = []
     for s in range(s_max, -1, -1):
         n = int(math.ceil((s_max + 1) / (s + 1) * eta**s))
         brackets.append(

@@ -1,0 +1,139 @@
+"""Run one black-box NAS search as a benchmark task, with scrape-friendly progress lines.
+
+    python tasks/nas_search.py --searcher rea --space nb201 --dataset cifar10-valid --seed 0 \\
+        --time-budget 12000
+
+Searcher, space and evaluator are looked up by name in the plugin registries (an evaluator named
+like the space, unless ``--evaluator`` says otherwise). Output, one line per evaluation, then a
+final block (every value on its own line, so that each pattern has exactly one group)::
+
+    search: evaluations=12 time=1302.4 value=90.9 best=91.02
+    final: best_valid_accuracy=91.2467
+    final: best_value=91.42
+    final: evaluations=110
+    final: time_s=11952.1
+    final: arch=|nor_conv_3x3~0|+|...|
+
+``best_value`` is the best value the searcher observed (on nb201: one training run's validation
+accuracy); ``best_valid_accuracy`` (evaluators that report it, as nb201) is the mean validation
+accuracy over training runs of that chosen architecture: the number to compare with the paper.
+Exit codes: 0 done, 2 usage error, 3 configuration or data error, 7 plugin error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import os
+import sys
+from typing import Any, Callable, Sequence
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from driver.errors import BenchDriverError, ConfigError, did_you_mean  # noqa: E402
+from driver.plugins import load_plugins  # noqa: E402
+from driver.search import SearchBudget, SearchOutcome, run_search  # noqa: E402
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; exactly one budget kind may be omitted, not both."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--searcher", required=True, help="registered searcher name, e.g. rea")
+    parser.add_argument("--space", default="nb201", help="registered search space (default nb201)")
+    parser.add_argument("--evaluator", help="registered evaluator (default: named like the space)")
+    parser.add_argument("--dataset", help="nb201: cifar10-valid, cifar10, cifar100, ImageNet16-120")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the searcher and the evaluator")
+    parser.add_argument("--time-budget", type=float, help="simulated seconds, e.g. 12000")
+    parser.add_argument("--max-evaluations", type=int, help="number of evaluations")
+    parser.add_argument("--cost-epochs", type=float,
+                        help="nb201: charge train_time * N/200 per evaluation (default 12)")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="searcher option, e.g. population_size=20 (repeatable)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final lines")
+    args = parser.parse_args(argv)
+    if args.time_budget is None and args.max_evaluations is None:
+        parser.error("give --time-budget SECONDS or --max-evaluations N (or both)")
+    return args
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["population_size=20", "eta=3.0"]`` -> ``{"population_size": 20, "eta": 3.0}``."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE, e.g. population_size=20")
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text  # a bare word is a string
+    return options
+
+
+def lookup(registry: dict[str, Any], kind: str, name: str) -> Any:
+    """The registered object *name*, or a ConfigError listing what is registered."""
+    if name not in registry:
+        known = ", ".join(sorted(registry)) or "(none)"
+        raise ConfigError(f"no {kind} {name!r}{did_you_mean(name, registry)}; registered: {known}")
+    return registry[name]
+
+
+def evaluator_options(factory: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
+    """The evaluator options the command line gave; ``seed`` only if the factory takes one."""
+    wanted = {"dataset": args.dataset, "cost_epochs": args.cost_epochs}
+    options = {key: value for key, value in wanted.items() if value is not None}
+    accepted = inspect.signature(factory).parameters
+    for key in options:
+        if key not in accepted:
+            raise ConfigError(f"evaluator for space {args.space!r} takes no --{key.replace('_', '-')}")
+    if "seed" in accepted:
+        options["seed"] = args.seed
+    return options
+
+
+def run(args: argparse.Namespace) -> SearchOutcome:
+    """Load the plugins, build space, evaluator and searcher, and search within the budget."""
+    plugins = load_plugins()
+    space = lookup(plugins.registry("search_spaces"), "search space", args.space)()
+    factory = lookup(plugins.registry("evaluators"), "evaluator", args.evaluator or args.space)
+    evaluator = factory(space, **evaluator_options(factory, args))
+    searcher_class = lookup(plugins.registry("searchers"), "searcher", args.searcher)
+    try:
+        searcher = searcher_class(space, seed=args.seed, **parse_options(args.option))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"searcher {args.searcher!r}: {exc}") from None
+    budget = SearchBudget(args.max_evaluations, args.time_budget)
+    log = None if args.quiet else (lambda line: print(line, flush=True))
+    try:
+        return run_search(searcher, evaluator, budget, log)
+    except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
+        raise ConfigError(f"search {args.searcher!r} on {args.space!r}: {exc}") from None
+
+
+def print_final(outcome: SearchOutcome) -> None:
+    """The final block: one ``final: KEY=VALUE`` per line."""
+    best = outcome.best
+    if "mean_valid_accuracy" in best.info:
+        print(f"final: best_valid_accuracy={best.info['mean_valid_accuracy']:.6g}")
+    print(f"final: best_value={best.value:.6g}")
+    print(f"final: evaluations={outcome.evaluations}")
+    print(f"final: time_s={outcome.time_s:.1f}")
+    print(f"final: arch={best.trial.config}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; errors become one message on stderr and the documented exit code."""
+    args = parse_args(argv)
+    try:
+        outcome = run(args)
+    except BenchDriverError as exc:
+        print(f"nas_search: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    print_final(outcome)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
