@@ -31,7 +31,9 @@ from typing import Any, Sequence
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from driver.plugins import load_plugins  # noqa: E402
-from driver.search import Evaluator, SearchBudget, Searcher, Trial, TrialResult, run_search  # noqa: E402
+from driver.search import (  # noqa: E402
+    Evaluator, SearchBudget, Searcher, Trial, TrialResult, run_search,
+)
 from plugins.nas201 import make_evaluator  # noqa: E402
 from plugins.nas201.space import NB201Space  # noqa: E402
 from plugins.nas201.table import columns, expected_best_of_random  # noqa: E402
@@ -75,7 +77,8 @@ def run_one(searcher: type[Searcher], dataset: str, seed: int, args: argparse.Na
     """One seeded search under the time budget."""
     space = NB201Space()
     evaluator = RecordingEvaluator(make_evaluator(space, dataset, seed, args.cost_epochs))
-    outcome = run_search(searcher(space, seed=seed), evaluator, SearchBudget(max_time_s=args.time_budget))
+    budget = SearchBudget(max_time_s=args.time_budget)
+    outcome = run_search(searcher(space, seed=seed), evaluator, budget)
     return SearchRun(
         outcome.best.info["mean_valid_accuracy"],
         outcome.evaluations,
@@ -95,7 +98,9 @@ def incumbent_trace(results: Sequence[TrialResult]) -> tuple[tuple[float, float]
     return tuple(trace)
 
 
-def compare(dataset: str, searchers: dict[str, type[Searcher]], args: argparse.Namespace) -> dict[str, list[SearchRun]]:
+def compare(
+    dataset: str, searchers: dict[str, type[Searcher]], args: argparse.Namespace
+) -> dict[str, list[SearchRun]]:
     """Every searcher over every seed; prints the table, wall time and per-query overhead."""
     columns(dataset)  # load the table before the clock starts
     start = time.perf_counter()

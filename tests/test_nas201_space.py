@@ -38,7 +38,8 @@ def official_order() -> list[str]:
     archs = []
     for ops in itertools.product(OPS, repeat=6):
         node1, node2, node3 = [ops[0]], ops[1:3], ops[3:6]
-        parts = ["|" + "|".join(f"{op}~{j}" for j, op in enumerate(n)) + "|" for n in (node1, node2, node3)]
+        nodes = (node1, node2, node3)
+        parts = ["|" + "|".join(f"{op}~{j}" for j, op in enumerate(n)) + "|" for n in nodes]
         archs.append("+".join(parts))
     state = random.getstate()
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import statistics
+from typing import Callable
 
 import pytest
 
@@ -42,7 +43,8 @@ def test_sequence_protocol_like_the_official_api(table: NB201Table) -> None:
 
 def test_known_values_of_index_0(table: NB201Table) -> None:
     runs = table.query_by_index(0, "cifar10-valid")
-    assert [round(r.get_eval("x-valid")["accuracy"], 3) for r in runs.values()] == [82.092, 81.616, 82.24]
+    accuracies = [round(r.get_eval("x-valid")["accuracy"], 3) for r in runs.values()]
+    assert accuracies == [82.092, 81.616, 82.24]
     assert runs[0].get_eval("x-valid")["train_time_s"] == pytest.approx(1444.2186, abs=1e-3)
     assert runs[0].get_latency() == pytest.approx(0.013936, abs=1e-6)
     meta = table.query_meta_info_by_index(0)
@@ -78,7 +80,9 @@ def test_cells_have_two_or_three_runs(table: NB201Table) -> None:
         (lambda t: t.query_by_index(0, "cifar10")[0].get_train(199), "get_train"),
     ],
 )
-def test_clear_errors_for_what_the_data_does_not_hold(table: NB201Table, call, message) -> None:  # type: ignore[no-untyped-def]
+def test_clear_errors_for_what_the_data_does_not_hold(
+    table: NB201Table, call: Callable[[NB201Table], object], message: str
+) -> None:
     with pytest.raises(DataError, match=message):
         call(table)
 

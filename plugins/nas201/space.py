@@ -134,5 +134,7 @@ class NB201Space(SearchSpace):
 
     def decode(self, encoding: Sequence[int]) -> Config:
         if len(encoding) != len(EDGES) or not all(0 <= i < len(OPS) for i in encoding):
-            raise ValueError(f"expected {len(EDGES)} op indices in 0..{len(OPS) - 1}, got {encoding!r}")
+            raise ValueError(
+                f"expected {len(EDGES)} op indices in 0..{len(OPS) - 1}, got {encoding!r}"
+            )
         return arch_string([OPS[i] for i in encoding])

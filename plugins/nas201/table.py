@@ -133,9 +133,7 @@ class NB201Table:
         if flop_max is not None:
             raise missing_field("FLOPs (find_best flop_max=...; use param_max=... in MB)")
         data = columns(dataset)
-        allowed = range(NUM_CELLS)
-        if param_max is not None:
-            allowed = [i for i in allowed if data.params_mb[i] <= param_max]  # type: ignore[assignment]
+        allowed = [i for i in range(NUM_CELLS) if param_max is None or data.params_mb[i] <= param_max]
         if not allowed:
             raise ValueError(f"no NAS-Bench-201 cell has at most {param_max!r} MB of parameters")
         best = max(allowed, key=data.mean_valid_accuracy.__getitem__)
