@@ -38,7 +38,7 @@ def plot_timeline(run_dir: Path) -> Path:
     _draw_cpu(axes[0], series)
     if gpus:
         _draw_gpus(axes[1], series, gpus)
-    axes[-1].set_xlabel("time since the command started (s)")
+    axes[-1].set_xlabel("time since sampling started (s)")
     figure.suptitle(f"{run_dir.name}: memory over time")
     image = run_dir / IMAGE
     partial = run_dir / (IMAGE + ".partial")
@@ -84,6 +84,12 @@ def _figure_class() -> Any:
     return Figure
 
 
+def _integer_locator() -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
+
+
 def _draw_cpu(ax: Any, series: dict[str, list[float]]) -> None:
     time_s = series["time_s"]
     if "cpu_rss_mib" in series:
@@ -97,6 +103,7 @@ def _draw_cpu(ax: Any, series: dict[str, list[float]]) -> None:
                    label="processes")
         count.set_ylabel("processes")
         count.set_ylim(bottom=0)
+        count.yaxis.set_major_locator(_integer_locator())
         _legend(count, "upper right")
     _legend(ax, "upper left")
 

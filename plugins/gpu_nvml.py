@@ -259,6 +259,9 @@ def make_sampler(settings: SamplingSettings) -> GpuNvmlSampler | None:
                 + "; ".join(g.describe() for g in found)
             )
         handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in settings.gpus]
+    except nvml.NVMLError as exc:
+        shutdown(nvml)
+        raise ConfigError(f"NVML could not open the assigned GPUs: {error_text(exc)}") from exc
     except BaseException:
         shutdown(nvml)
         raise

@@ -1,0 +1,434 @@
+"""The GPU sampler plugin (plugins/gpu_nvml.py) on the fake NVML binding and real processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from driver import proctree
+from driver.errors import ConfigError
+from driver.nvml import MODULE_ENV
+from driver.plugins import DEFAULT_PLUGINS
+from driver.sampling import RunExit, SamplingSettings, SamplingThread
+from plugins import gpu_nvml
+from plugins.cpu_memory import CpuMemorySampler
+from plugins.gpu_nvml import GpuNvmlSampler, RunningStats, make_sampler
+from tests import fake_nvml
+
+# A child that starts a grandchild; the grandchild lives until the test closes their stdin.
+CHILD = (
+    "import subprocess, sys\n"
+    "g = subprocess.Popen([sys.executable, '-c', 'import sys; sys.stdin.read()'])\n"
+    "print(g.pid, flush=True)\n"
+    "sys.exit(g.wait())\n"
+)
+
+
+class Tree:
+    """A real two-process task tree, and an outsider process that is not part of it."""
+
+    def __init__(self) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert self.child.stdout is not None
+        self.grandchild = int(self.child.stdout.readline())
+        self.outsider = subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+        )
+
+    def pids(self) -> list[int]:
+        return [self.child.pid] + proctree.descendants(self.child.pid)
+
+    def end(self) -> None:
+        """Let every process exit, and reap them (again: a no-op)."""
+        for proc in (self.child, self.outsider):
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait()
+        assert self.child.stdout is not None
+        self.child.stdout.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_fake() -> Iterator[None]:
+    """A test that fails half-way must not leave the fake initialised for the next one."""
+    yield
+    fake_nvml._state.refcount = 0
+
+
+@pytest.fixture
+def tree() -> Iterator[Tree]:
+    t = Tree()
+    yield t
+    t.end()
+
+
+def use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scenario: dict[str, Any]) -> None:
+    for name, value in fake_nvml.scenario_env(tmp_path / "nvml.json", scenario).items():
+        monkeypatch.setenv(name, value)
+
+
+def device(*processes: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"name": "NVIDIA Fake", "total_mib": 81920, "processes": list(processes), **fields}
+
+
+def sampler(gpus: tuple[int, ...]) -> GpuNvmlSampler:
+    made = make_sampler(SamplingSettings(gpus=gpus))
+    assert made is not None
+    made.start()
+    return made
+
+
+def test_registered_as_a_default_plugin() -> None:
+    assert "plugins.gpu_nvml" in DEFAULT_PLUGINS
+    assert gpu_nvml.bench_driver_register_samplers() == {"gpu_nvml": make_sampler}
+
+
+def test_not_used_without_gpus_or_with_sampling_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODULE_ENV, "no_such_nvml_module")  # would fail if NVML were touched
+    assert make_sampler(SamplingSettings()) is None
+    assert make_sampler(SamplingSettings(gpus=(0,), gpu_sampling=False)) is None
+
+
+def test_refuses_the_run_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MODULE_ENV, "tests.fake_nvml")
+    monkeypatch.delenv(fake_nvml.SCENARIO_ENV, raising=False)
+    with pytest.raises(ConfigError, match="^NVML not available: "):
+        make_sampler(SamplingSettings(gpus=(0,)))
+
+
+def test_refuses_a_gpu_that_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(tmp_path, monkeypatch, {"devices": [device()]})
+    with pytest.raises(ConfigError, match="GPU 3 was assigned but NVML sees only 1 GPU"):
+        make_sampler(SamplingSettings(gpus=(0, 3)))
+    assert fake_nvml._state.refcount == 0
+
+
+def test_counts_only_the_task_tree(tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gpu0 = device(
+        {"pid": tree.child.pid, "used_mib": 300},
+        {"pid": tree.grandchild, "used_mib": 200},
+        {"pid": tree.outsider.pid, "used_mib": 1000},  # someone else's job on the same GPU
+        base_used_mib=50, util_pct=40,
+    )
+    gpu1 = device({"pid": tree.grandchild, "used_mib": 700}, util_pct=90)
+    use(tmp_path, monkeypatch, {"devices": [gpu0, gpu1]})
+    s = sampler((0, 1))
+    assert s.columns == (
+        "gpu0_used_mib", "gpu0_task_mib", "gpu0_util_pct",
+        "gpu1_used_mib", "gpu1_task_mib", "gpu1_util_pct",
+    )
+    row = s.sample(tree.pids())
+    assert row == {
+        "gpu0_used_mib": 1550.0, "gpu0_task_mib": 500.0, "gpu0_util_pct": 40.0,
+        "gpu1_used_mib": 700.0, "gpu1_task_mib": 700.0, "gpu1_util_pct": 90.0,
+    }
+    summary = s.summary(RunExit())
+    assert summary.metrics["gpu_memory_usage_max"] == 700.0
+    assert summary.details["source"] == "task processes"
+    assert summary.details["peak_total_mib"] == 1200.0
+    assert summary.errors == []
+
+
+def test_max_is_over_gpus_and_ticks_not_a_mean_of_maxima(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mib = tmp_path / "mib"
+    use(tmp_path, monkeypatch, {"devices": [
+        device({"pid": tree.grandchild, "used_mib_file": str(mib)}),
+        device({"pid": tree.child.pid, "used_mib": 500}),
+    ]})
+    s = sampler((0, 1))
+    for value in ("100", "900"):
+        mib.write_text(value)
+        s.sample(tree.pids())
+    summary = s.summary(RunExit())
+    # Samples per GPU: GPU 0 100, 900; GPU 1 500, 500. The old driver's "max" was the mean of the
+    # per-GPU maxima (700); the largest amount one GPU held is 900.
+    assert summary.metrics == {
+        "gpu_memory_usage_max": 900.0,
+        "gpu_memory_usage_mean": 500.0,
+        "gpu_memory_usage_std": pytest.approx(282.843, abs=1e-3),
+    }
+    per_gpu = {g["index"]: g for g in summary.details["gpus"]}
+    assert (per_gpu[0]["task_max_mib"], per_gpu[1]["task_max_mib"]) == (900.0, 500.0)
+    assert summary.details["peak_total_mib"] == 1400.0
+
+
+def test_a_finished_process_stops_counting(tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(tmp_path, monkeypatch, {"devices": [device({"pid": tree.grandchild, "used_mib": 800})]})
+    s = sampler((0,))
+    assert s.sample(tree.pids())["gpu0_task_mib"] == 800.0
+    pids = tree.pids()
+    tree.end()
+    assert s.sample(pids)["gpu0_task_mib"] == 0.0
+    assert s.summary(RunExit()).metrics["gpu_memory_usage_mean"] == 400.0
+
+
+def test_nvml_failing_mid_run_is_reported_and_sampling_goes_on(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "gpu-lost"
+    use(tmp_path, monkeypatch, {
+        "fail_while_file_exists": str(flag),
+        "devices": [device({"pid": tree.grandchild, "used_mib": 256})],
+    })
+    s = sampler((0,))
+    timeline = tmp_path / "timeline.csv"
+    ticks = TickCounter()
+    thread = SamplingThread([CpuMemorySampler(), s], 0.01, timeline, tree.pids, ticks.tick)
+    thread.start()
+    ticks.wait(2)
+    flag.touch()
+    ticks.wait(2)  # the second tick started after the flag appeared
+    flag.unlink()
+    ticks.wait(2)
+    thread.stop()
+    summary = s.summary(RunExit())
+    assert thread.errors == []
+    assert any("nvmlDeviceGetMemoryInfo failed" in e and "GPU is lost" in e for e in summary.errors)
+    rows = list(csv.DictReader(timeline.open()))
+    gpu_cells = [r["gpu0_task_mib"] for r in rows]
+    assert "" in gpu_cells  # the failed ticks are empty, not zero or NaN
+    assert gpu_cells[-1] == "256.0"  # and sampling recovered
+    assert all(r["cpu_rss_mib"] for r in rows)  # the CPU sampler was not disturbed
+    assert summary.metrics["gpu_memory_usage_max"] == 256.0
+
+
+def test_all_samples_failing_leaves_metrics_out_without_nan(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "gpu-lost"
+    use(tmp_path, monkeypatch, {"fail_while_file_exists": str(flag), "devices": [device()]})
+    s = sampler((0,))
+    flag.touch()
+    assert s.sample(tree.pids()) == {}
+    summary = s.summary(RunExit())
+    assert summary.metrics == {}
+    assert any("gpu_memory_usage_max/mean/std are left out" in e for e in summary.errors)
+    json.dumps({"metrics": summary.metrics, "details": summary.details}, allow_nan=False)
+
+
+@pytest.mark.parametrize(
+    "fields, entry, why",
+    [
+        ({"processes_error": "NotSupported"}, {"used_mib": 300}, "Not Supported"),
+        ({}, {"used_mib": None}, "usedGpuMemory not available"),
+    ],
+)
+def test_without_per_process_figures_device_memory_is_used_and_said(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    fields: dict[str, Any], entry: dict[str, Any], why: str,
+) -> None:
+    gpu = device({"pid": tree.grandchild, **entry}, base_used_mib=1000, **fields)
+    use(tmp_path, monkeypatch, {"devices": [gpu]})
+    s = sampler((0,))
+    row = s.sample(tree.pids())
+    assert "gpu0_task_mib" not in row and row["gpu0_used_mib"] >= 1000.0
+    summary = s.summary(RunExit())
+    assert summary.details["source"] == "device used"
+    assert summary.metrics["gpu_memory_usage_max"] == row["gpu0_used_mib"]
+    assert any(why in e and "include" in e for e in summary.errors)
+
+
+def test_pids_from_another_pid_namespace_are_pointed_out(
+    tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ghost = 4_194_000
+    if os.path.exists(f"/proc/{ghost}"):
+        pytest.skip(f"pid {ghost} exists here")
+    gpu = device({"pid": ghost, "used_mib": 900, "even_if_dead": True})
+    use(tmp_path, monkeypatch, {"devices": [gpu]})
+    s = sampler((0,))
+    assert s.sample(tree.pids())["gpu0_task_mib"] == 0.0
+    summary = s.summary(RunExit())
+    assert any("PID namespace" in e for e in summary.errors)
+
+
+def test_summary_shuts_nvml_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    use(tmp_path, monkeypatch, {"devices": [device()]})
+    s = sampler((0,))
+    assert fake_nvml._state.refcount == 1
+    s.summary(RunExit())
+    s.summary(RunExit())
+    assert fake_nvml._state.refcount == 0
+
+
+def test_real_tree_found_by_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: the sampling thread, the real process tree, the fake binding's /proc lookup."""
+    marker = "gpu-user-7f3a"
+    code = f"import sys; sys.stdin.read()  # {marker}"
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
+    use(tmp_path, monkeypatch, {"devices": [
+        device({"cmdline_contains": marker, "used_mib": 1234}, util_pct=75)
+    ]})
+    s = sampler((0,))
+    ticks = TickCounter()
+    thread = SamplingThread([s], 0.01, tmp_path / "timeline.csv", lambda: [child.pid], ticks.tick)
+    thread.start()
+    ticks.wait(3)
+    assert child.stdin is not None
+    child.stdin.close()
+    child.wait()
+    thread.stop()
+    summary = s.summary(RunExit())
+    assert summary.metrics["gpu_memory_usage_max"] == 1234.0
+    assert 0 < summary.metrics["gpu_memory_usage_mean"] <= 1234.0
+    util = summary.details["gpus"][0]
+    assert util["util_max_pct"] == 75.0
+
+
+def test_running_stats_merge_equals_one_stream() -> None:
+    values = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
+    one, left, right = RunningStats(), RunningStats(), RunningStats()
+    for i, v in enumerate(values):
+        one.add(v)
+        (left if i < 3 else right).add(v)
+    merged = left.merge(right)
+    assert (merged.n, merged.max) == (one.n, one.max)
+    assert merged.mean == pytest.approx(one.mean) and merged.std == pytest.approx(one.std)
+    assert RunningStats().figures("task", "mib") == {}
+
+
+class TickCounter:
+    """Lets a test wait for the sampling thread's next ticks instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def tick(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait(self, ticks: int) -> None:
+        with self.changed:
+            target = self.count + ticks
+            assert self.changed.wait_for(lambda: self.count >= target, timeout=60)
+
+
+# End to end: the real CLI in a subprocess, the fake binding injected at the NVML boundary.
+
+WORKLOAD = '''
+import os, subprocess, sys, time
+from pathlib import Path
+
+role, folder, wait = sys.argv[1], Path(sys.argv[2]), "--wait" in sys.argv
+partial = folder / f"{role}.pid.partial"
+partial.write_text(str(os.getpid()))
+partial.replace(folder / f"{role}.pid")
+seen = folder / f"{role}.seen"  # the fake NVML creates it once it has listed this process
+deadline = time.monotonic() + 60
+while wait and not seen.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+if role == "child":
+    env = [os.environ.get(k, "<unset>") for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")]
+    (folder / "env.txt").write_text(" ".join(env))
+    code = subprocess.call([sys.executable, __file__, "grandchild"] + sys.argv[2:])
+    print("speed: 1", flush=True)
+    sys.exit(code)
+'''
+
+THREE_GPUS = [
+    {"name": f"NVIDIA Fake {c.upper()}", "uuid": f"GPU-{c * 4}-{n}", "total_mib": 81920,
+     "base_used_mib": 100, "util_pct": 10 * (n + 1), "processes": []}
+    for n, c in enumerate("abc")
+]
+
+
+@pytest.fixture
+def gpu_task(tmp_path: Path, write_config: Any) -> Path:
+    """A task whose child and grandchild announce their pids in ``tmp_path/w``."""
+    (tmp_path / "w").mkdir()
+    (tmp_path / "gpu_task.py").write_text(WORKLOAD)
+    write_config("""
+        [tasks.g]
+        command_to_execute = "{python} gpu_task.py child w {wait}"
+        patterns = ['speed: (\\S+)']
+        metrics = ['speed']
+        compute_method = ['last']
+        [tasks.g.params]
+        wait = "--wait"
+    """)
+    return tmp_path / "w"
+
+
+def scenario_file(tmp_path: Path, scenario: dict[str, Any]) -> dict[str, str]:
+    return fake_nvml.scenario_env(tmp_path / "nvml.json", scenario)
+
+
+def test_cli_samples_the_task_tree_on_its_gpus(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
+    outsider = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                                stdin=subprocess.PIPE)
+    devices = [dict(d, processes=[]) for d in THREE_GPUS]
+    devices[0]["processes"] = [
+        {"pid_file": str(gpu_task / "grandchild.pid"), "used_mib": 300,
+         "mark_listed": str(gpu_task / "grandchild.seen")},
+        {"pid": outsider.pid, "used_mib": 5000},  # another user's job on the same GPU
+    ]
+    devices[2]["processes"] = [
+        {"pid_file": str(gpu_task / "child.pid"), "used_mib": 700,
+         "mark_listed": str(gpu_task / "child.seen")},
+    ]
+    env = scenario_file(tmp_path, {"devices": devices})
+    env["CUDA_VISIBLE_DEVICES"] = "GPU-cccc,GPU-aaaa"  # the pool, by UUID prefix
+    try:
+        run = cli("--task-name", "g", "--num-gpus", "2", env=env)
+    finally:
+        assert outsider.stdin is not None
+        outsider.stdin.close()
+        outsider.wait()
+    assert run.returncode == 0, run.stderr
+    assert (gpu_task / "env.txt").read_text() == "GPU-cccc,GPU-aaaa PCI_BUS_ID"
+    assert run.result["g.gpu_memory_usage_max"] == 700.0  # the largest on one GPU
+    assert 0 < run.result["g.gpu_memory_usage_mean"] <= 700.0
+    assert run.result["g.gpu_memory_usage_std"] >= 0
+    record = run.record
+    assert record["gpus"] == [2, 0]
+    gpus = {g["index"]: g for g in record["memory"]["gpu_nvml"]["gpus"]}
+    assert gpus[2]["task_max_mib"] == 700.0
+    assert gpus[0]["task_max_mib"] == 300.0  # the outsider's 5000 MiB are not the task's
+    assert gpus[0]["used_max_mib"] == 5400.0
+    timeline = sorted(tmp_path.glob("bench-runs/g/*/timeline.csv"))[-1]
+    header = timeline.read_text().splitlines()[0].split(",")
+    assert header[3:] == ["gpu2_used_mib", "gpu2_task_mib", "gpu2_util_pct",
+                          "gpu0_used_mib", "gpu0_task_mib", "gpu0_util_pct"]
+
+
+def test_cli_refuses_more_gpus_than_exist(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
+    run = cli("--task-name", "g", "--num-gpus", "4", env=scenario_file(tmp_path, {"devices": THREE_GPUS}))
+    assert run.returncode == 3
+    assert "num_gpus=4 asks for 4 GPUs but only 3 are available" in run.stderr
+    assert "NVIDIA Fake C (GPU-cccc-2, 81920 MiB)" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (gpu_task / "child.pid").exists()  # refused before the command started
+
+
+def test_cli_without_nvml(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
+    env = {MODULE_ENV: "tests.fake_nvml", fake_nvml.SCENARIO_ENV: ""}
+    refused = cli("--task-name", "g", "--num-gpus", "1", env=env)
+    assert refused.returncode == 3
+    assert "NVML not available: " in refused.stderr and "--no-gpu-sampling" in refused.stderr
+    assert not (gpu_task / "child.pid").exists()
+    unchecked = cli("--task-name", "g", "--num-gpus", "1", "--no-gpu-sampling",
+                    "--set", "wait=", env=env)
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert (gpu_task / "env.txt").read_text() == "0 PCI_BUS_ID"
+    assert not [k for k in unchecked.result if "gpu_memory" in k]
+
+
+def test_cli_cpu_run_never_loads_nvml(gpu_task: Path, cli: Any) -> None:
+    run = cli("--task-name", "g", "--set", "wait=", env={MODULE_ENV: "no_such_nvml_module"})
+    assert run.returncode == 0, run.stderr
+    assert (gpu_task / "env.txt").read_text() == " <unset>"
+    assert not [k for k in run.result if "gpu_memory" in k]
