@@ -41,6 +41,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.gpu_nvml",
     "plugins.json_report",
     "plugins.console_report",
+    "plugins.timeline_plot",
     "plugins.toy_search",
     "plugins.nas201",
     "plugins.searchers",
