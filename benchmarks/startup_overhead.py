@@ -1,0 +1,137 @@
+"""Start-up overhead: the whole driver running a trivial task, against ``python3 -c pass``.
+
+    python benchmarks/startup_overhead.py [--repeat 20]
+
+Timed, as wall time of the whole process, medians of ``--repeat`` interleaved runs:
+
+* the driver: ``bench-driver --config ... --task-name trivial --quiet ...`` whose task runs
+  ``true`` (config, plugins, the run directory, the run, the record and the result file);
+* the reference: ``python3 -c pass`` with the interpreter that runs the driver (the venv's);
+* for context: ``bench-driver --version`` and ``python3 -S -c pass`` (no ``site``: what the
+  interpreter costs before the venv's ``.pth`` files, e.g. the editable install's finder, run).
+
+Both sides get a bytecode cache (``PYTHONPYCACHEPREFIX`` in a temp dir, warmed first), as an
+installed driver has. Where ``PYTHONDONTWRITEBYTECODE`` is set and the sources have no cache (an
+editable install on these machines), the driver is also timed as it then runs: compiling its
+modules on every start. Prints ``RATIO startup_overhead`` = driver / ``python3 -c pass`` (target at
+most 5x) and the top offenders of ``python -X importtime`` for ``import driver.cli`` and for the
+whole trivial run. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Mapping
+
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # the driver, when not installed
+
+from _common import (driver_command, driver_env, machine_line, median,  # noqa: E402
+                     print_ratio, run_timed, spread, write_task_config)
+
+TASK = "trivial"
+TARGET = 5.0
+
+
+def cached_env(pycache: Path) -> dict[str, str]:
+    """The environment with a warm, private bytecode cache."""
+    env = driver_env({"PYTHONPYCACHEPREFIX": str(pycache)})
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def timed(argv: list[str], work: Path, env: Mapping[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s) of one run; exits if it fails (a failed run measures nothing)."""
+    done = run_timed(argv, work, env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stderr}")
+    return done.wall_s, done.cpu_s
+
+
+def importtime(argv: list[str], work: Path, env: Mapping[str, str]) -> list[tuple[int, int, str]]:
+    """``-X importtime`` of *argv* (a python command line): (self us, cumulative us, module)."""
+    done = run_timed(argv[:1] + ["-X", "importtime"] + argv[1:], work, env)
+    rows = []
+    for line in done.stderr.splitlines():
+        if not line.startswith("import time:") or "self [us]" in line:
+            continue
+        own, total, name = line[len("import time:"):].split("|", 2)
+        rows.append((int(own), int(total), name.rstrip()[1:]))  # the name keeps its indent
+    return rows
+
+
+def print_importtime(title: str, rows: list[tuple[int, int, str]], top: int) -> None:
+    top_level = sum(total for _, total, name in rows if not name.startswith(" "))
+    print(f"{title}: {len(rows)} modules, {top_level / 1000:.1f} ms in top-level imports")
+    print(f"  {'self ms':>8} {'cumul ms':>9}  module (by self time)")
+    for own, total, name in sorted(rows, reverse=True)[:top]:
+        print(f"  {own / 1000:8.1f} {total / 1000:9.1f}  {name.strip()}")
+    project = [(total, name.strip()) for _, total, name in rows
+               if name.strip().split(".")[0] in ("driver", "plugins")]
+    if project:
+        print("  the project's own modules, cumulative (children included):")
+        for total, name in sorted(project, reverse=True)[:top]:
+            print(f"  {'':8} {total / 1000:9.1f}  {name}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
+    parser.add_argument("--top", type=int, default=12, help="importtime rows to show")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 2 runs each")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeat, args.top = 2, 3
+    print(machine_line())
+    with tempfile.TemporaryDirectory(prefix="bench-startup-") as folder:
+        work = Path(folder)
+        config = work / "task_config.toml"
+        write_task_config(config, TASK, "true", [])
+        env = cached_env(work / "pycache")
+        run = driver_command() + ["--config", str(config), "--task-name", TASK, "--quiet",
+                                  "--output", str(work / "result.json"),
+                                  "--runs-dir", str(work / "runs")]
+        commands = {
+            "python3 -c pass (reference)": ([sys.executable, "-c", "pass"], env),
+            "bench-driver, task running `true`": (run, env),
+            "bench-driver --version": (driver_command() + ["--version"], env),
+            "python3 -S -c pass (no site, for context)": ([sys.executable, "-S", "-c", "pass"],
+                                                          env),
+        }
+        if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            commands["bench-driver, `true`, PYTHONDONTWRITEBYTECODE as set"] = (run, driver_env())
+        for argv, run_env in commands.values():  # warm-up: caches, page cache
+            timed(argv, work, run_env)
+        times: dict[str, list[float]] = {label: [] for label in commands}
+        cpu: dict[str, list[float]] = {label: [] for label in commands}
+        for _ in range(args.repeat):  # interleaved, so that load changes hit all alike
+            for label, (argv, run_env) in commands.items():
+                wall_s, cpu_s = timed(argv, work, run_env)
+                times[label].append(wall_s)
+                cpu[label].append(cpu_s)
+        print(f"whole process, median of {args.repeat}, ms: wall (min..max), CPU user+sys "
+              f"(children included)")
+        for label, values in times.items():
+            print(f"  {label:<52} {median(values) * 1000:8.1f}  "
+                  f"({spread([v * 1000 for v in values], '{:.1f}')})  CPU "
+                  f"{median(cpu[label]) * 1000:6.1f}")
+        reference = median(times["python3 -c pass (reference)"])
+        ratio = median(times["bench-driver, task running `true`"]) / reference
+        cpu_ratio = median(cpu["bench-driver, task running `true`"]) / max(
+            median(cpu["python3 -c pass (reference)"]), 1e-3)
+        print(f"CPU-time ratio (less sensitive to other load on the machine): {cpu_ratio:.2f}x")
+        print_ratio("startup_overhead (driver / python3 -c pass)", ratio, f"<= {TARGET:g}x",
+                    ratio <= TARGET)
+        print_importtime("python -X importtime -c 'import driver.cli'",
+                         importtime([sys.executable, "-c", "import driver.cli"], work, env),
+                         args.top)
+        print_importtime("python -X importtime bench-driver (the trivial run)",
+                         importtime([sys.executable] + run if run[0].endswith("bench-driver")
+                                    else run, work, env), args.top)
+
+
+if __name__ == "__main__":
+    main()
