@@ -9,12 +9,16 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from driver import __version__
 from driver.errors import EXIT_INTERNAL, BenchDriverError, ConfigError
 
-SUBCOMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "plot")
+if TYPE_CHECKING:
+    from driver.benchmark import RunOptions
+    from driver.config import TaskSpec
+
+SUBCOMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "plot", "experiment", "compare")
 OLD_PARAMETER_FLAGS = ("epochs", "kvstore", "dtype")
 
 
@@ -23,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or args_list[0] not in SUBCOMMANDS + ("-h", "--help", "--version"):
         args_list.insert(0, "run")
+    if args_list[0] == "experiment" and len(args_list) > 1 and not args_list[1].startswith("-"):
+        args_list[:1] = ["run", "--experiment"]  # `experiment NAME ...` is `run --experiment NAME`
     args = build_parser().parse_args(args_list)
     try:
         return int(args.handler(args))
@@ -43,14 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a benchmark task from task_config.toml, scrape its log, measure its "
         "memory and write a JSON result.",
         epilog="Exit codes: 0 ok, 3 bad configuration, 4 command failed, 5 required metric "
-        "missing, 6 timeout, 7 plugin error, 130/143 interrupted. See README.md.",
+        "missing, 6 timeout, 7 plugin error, 8 compare found a regression, 130/143 "
+        "interrupted. See README.md.",
     )
     parser.add_argument("--version", action="version", version=f"bench-driver {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a task (the default command)")
     _add_config_options(run)
-    run.add_argument("--task-name", required=True, help="the [tasks.NAME] to run")
+    target = run.add_mutually_exclusive_group(required=True)
+    target.add_argument("--task-name", help="the [tasks.NAME] to run")
+    target.add_argument("--experiment", metavar="NAME",
+                        help="run or resume [experiments.NAME] (docs/experiments.md)")
     run.add_argument("--num-gpus", type=int, help="GPUs to hand to the task (default: its num_gpus)")
     run.add_argument("--gpus", help="explicit GPU indices, e.g. 0,3")
     run.add_argument("--no-gpu-sampling", action="store_true", help="do not sample GPUs via NVML")
@@ -71,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sample-interval", type=float, default=0.1,
                      help="seconds between memory samples (default 0.1)")
     run.add_argument("--quiet", action="store_true", help="do not echo the task's output")
+    _add_repeat_options(run)
     run.set_defaults(handler=_run)
 
     listing = sub.add_parser("list", help="list the tasks in the config")
@@ -94,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="draw a run directory's timeline.csv as timeline.png")
     plot.add_argument("run_dir", type=Path)
     plot.set_defaults(handler=_plot)
+    _add_experiment_and_compare(sub)
     return parser
 
 
@@ -124,19 +136,43 @@ def _load(args: argparse.Namespace) -> tuple[object, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from driver.benchmark import RunOptions, exit_code_for, run_benchmark
+    from driver.benchmark import exit_code_for, run_benchmark
     from driver.config import parse_overrides
-    from driver.report import ReportSettings
-    from driver.runner import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
 
     if args.output.is_file():  # a run that fails to start must not leave old values behind
         args.output.unlink()
     config, plugins = _load(args)
     pairs = list(args.set) + [f"{flag}={getattr(args, flag)}" for flag in OLD_PARAMETER_FLAGS
                               if getattr(args, flag) is not None]
+    if args.experiment is not None:
+        from driver.experiment import main_experiment
+
+        return main_experiment(args, config, plugins,  # type: ignore[arg-type]
+                               parse_overrides(pairs), lambda task: _run_options(args, task))
+    if args.benchmark is not None or args.fix or args.restart:
+        raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
     task = config.task(args.task_name, plugins.registry("compute_methods"),  # type: ignore[attr-defined]
                        parse_overrides(pairs))
-    options = RunOptions(
+    options = _run_options(args, task)
+    if args.repetitions is not None or args.warmup is not None:
+        from driver.experiment import main_repeated
+
+        return main_repeated(args, task, options, plugins)  # type: ignore[arg-type]
+    record = run_benchmark(task, options, plugins)  # type: ignore[arg-type]
+    if args.junit is not None or args.markdown is not None:
+        from driver.ci_outputs import publish_run
+
+        publish_run(record, args.seed, args.junit, args.markdown)
+    return exit_code_for(record)
+
+
+def _run_options(args: argparse.Namespace, task: TaskSpec) -> RunOptions:
+    """The RunOptions of the command line for *task*."""
+    from driver.benchmark import RunOptions
+    from driver.report import ReportSettings
+    from driver.runner import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
+
+    return RunOptions(
         num_gpus=_non_negative("--num-gpus", args.num_gpus),
         gpus=_gpu_list(args.gpus),
         gpu_sampling=not args.no_gpu_sampling,
@@ -148,8 +184,65 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         report=ReportSettings(args.output, args.framework or task.framework, args.metrics_suffix),
     )
-    record = run_benchmark(task, options, plugins)  # type: ignore[arg-type]
-    return exit_code_for(record)
+
+
+def _add_repeat_options(run: argparse.ArgumentParser) -> None:
+    """Repetitions, experiments and CI outputs (docs/experiments.md)."""
+    run.add_argument("--repetitions", type=int, metavar="N",
+                     help="run N times (seed = --seed + repetition index) and report statistics")
+    run.add_argument("--warmup", type=int, metavar="K",
+                     help="first run K unmeasured warmup runs (recorded, not in the statistics)")
+    run.add_argument("--statistic", choices=("median", "mean", "min", "max"), default="median",
+                     help="the value a repeated run reports in the flat JSON (default median)")
+    run.add_argument("--benchmark", metavar="KEY",
+                     help="with --experiment: vary matrix KEY only; the other keys take their "
+                     "first value or their --fix value")
+    run.add_argument("--fix", action="append", default=[], metavar="KEY=VALUE",
+                     help="with --experiment: only this value of matrix KEY (repeatable)")
+    run.add_argument("--restart", action="store_true",
+                     help="with --experiment: discard the selected variants' earlier runs "
+                     "instead of resuming them")
+    run.add_argument("--junit", type=Path, metavar="PATH", help="also write JUnit XML here")
+    run.add_argument("--markdown", type=Path, metavar="PATH",
+                     help="also write a Markdown summary here")
+
+
+def _add_experiment_and_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """The ``experiment`` alias and the ``compare`` subcommand."""
+    alias = sub.add_parser("experiment", help="run or resume [experiments.NAME] (the same as "
+                           "run --experiment NAME; it takes every option of run)")
+    alias.add_argument("name", metavar="NAME")
+    alias.set_defaults(handler=_run)
+    compare = sub.add_parser(
+        "compare", help="compare two results; exit 8 on a regression",
+        description="Compare BASELINE and NEW: flat result files, run records, summary.json of "
+        "repeated runs, or directories holding one (experiment directories too).")
+    compare.add_argument("baseline", type=Path, metavar="BASELINE")
+    compare.add_argument("new", type=Path, metavar="NEW")
+    compare.add_argument("--threshold", action="append", default=[], metavar="[METRIC=]LIMIT",
+                         help="allowed worsening: 5%% (relative) or 0.01 (absolute), for METRIC "
+                         "or for all metrics (repeatable; default 5%%)")
+    compare.add_argument("--direction", action="append", default=[], metavar="METRIC=higher|lower",
+                         help="which way is better for METRIC (overrides the record and the "
+                         "defaults by name)")
+    compare.add_argument("--metric", action="append", default=[], metavar="METRIC",
+                         help="compare only these metrics (repeatable)")
+    compare.add_argument("--statistic", choices=("median", "mean", "min", "max"),
+                         default="median", help="statistic compared for repeated runs")
+    compare.add_argument("--test", choices=("welch", "mannwhitney"), default="welch",
+                         help="significance test when both sides have repetitions (default welch)")
+    compare.add_argument("--alpha", type=float, default=0.05,
+                         help="significance level (default 0.05)")
+    compare.add_argument("--junit", type=Path, metavar="PATH", help="also write JUnit XML here")
+    compare.add_argument("--markdown", type=Path, metavar="PATH",
+                         help="also write the table as Markdown here")
+    compare.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from driver.compare import main_compare
+
+    return main_compare(args)
 
 
 def _list(args: argparse.Namespace) -> int:

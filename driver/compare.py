@@ -1,0 +1,343 @@
+"""``bench-driver compare BASELINE NEW``: per-metric verdicts and an exit code for CI.
+
+Each side is a flat result file, a run record, a set's ``summary.json``, an experiment's
+``experiment.json``, or a directory holding one of them. Keys are the flat file's keys, or
+``task.metric`` for records and summaries, or ``variant/task.metric`` for experiments.
+
+A metric is a **regression** when NEW is worse than BASELINE by more than its threshold *and*,
+when both sides have two repetitions or more, the difference is significant (``--test``,
+``--alpha``). Which way is worse comes from ``--direction``, else the metric's declared
+``direction``, else its name (:data:`HIGHER_WORDS`, :data:`LOWER_WORDS`); a metric with none is
+shown but not checked. A metric of BASELINE missing from NEW also fails. Exit code 8 on any
+failure, 0 otherwise; unreadable input is a configuration error (3).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TextIO
+
+from driver.errors import EXIT_OK, EXIT_REGRESSION, ConfigError, did_you_mean
+
+#: Name parts (split at anything but letters and digits) that make higher values better.
+HIGHER_WORDS = ("speed", "throughput", "accuracy", "acc", "score", "fps", "qps")
+#: Name parts that make lower values better (checked after HIGHER_WORDS).
+LOWER_WORDS = ("time", "latency", "memory", "loss", "error", "duration", "rss")
+DEFAULT_THRESHOLD = "5%"
+FAILING = ("regression", "missing")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One side's measurement of a metric: the compared value and every repetition's value."""
+
+    value: float
+    values: tuple[float, ...]
+    metric: str | None = None  # the bare metric name, when the input says it
+    direction: str | None = None
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """How much worse NEW may be: a fraction of BASELINE (``5%``) or an absolute amount."""
+
+    limit: float
+    relative: bool
+
+    def allowed(self, baseline: float) -> float:
+        """The allowed worsening from *baseline*."""
+        return self.limit * abs(baseline) if self.relative else self.limit
+
+    def __str__(self) -> str:
+        return f"{self.limit * 100:g}%" if self.relative else f"{self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison of one key."""
+
+    key: str
+    verdict: str  # regression, improvement, within threshold, not significant, unchecked, ...
+    direction: str | None = None
+    baseline: Sample | None = None
+    new: Sample | None = None
+    threshold: Threshold | None = None
+    p_value: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        """True for a regression or a metric missing from NEW."""
+        return self.verdict in FAILING
+
+    @property
+    def change(self) -> str:
+        """``+3.2%`` (or an absolute change when BASELINE is 0)."""
+        if self.baseline is None or self.new is None:
+            return "-"
+        diff = self.new.value - self.baseline.value
+        return f"{diff / abs(self.baseline.value) * 100:+.2f}%" if self.baseline.value else \
+            f"{diff:+.6g}"
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """Choices from the command line."""
+
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)  # "" = every metric
+    directions: Mapping[str, str] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    statistic: str = "median"
+    test: str = "welch"
+    alpha: float = 0.05
+
+
+def load_side(path: Path, statistic: str = "median") -> dict[str, Sample]:
+    """Every key of one side: a file or a directory holding record/summary/experiment JSON."""
+    if path.is_dir():
+        found = [path / n for n in ("summary.json", "experiment.json", "record.json")
+                 if (path / n).is_file()]
+        if not found:
+            raise ConfigError(f"{path}: no summary.json, experiment.json or record.json in it")
+        path = found[0]
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read a result: {exc}") from None
+    if isinstance(document, dict) and "schema" in document:
+        return _from_document(path, document, statistic)
+    return _from_flat(path, document)
+
+
+def _from_document(path: Path, document: dict[str, Any], statistic: str) -> dict[str, Sample]:
+    from driver import results, stats
+
+    schema = document.get("schema")
+    if schema == results.SCHEMA:
+        record = results.load_record(path)
+        metas = stats.record_metas(record)
+        return {f"{record['task']}.{n}": Sample(v, (v,), n, metas.get(n, {}).get("direction"))
+                for n, v in stats.record_values(record).items()}
+    if schema == stats.SUMMARY_SCHEMA:
+        return _from_summary(stats.load_document(path, schema), statistic)
+    if schema == "bench-driver/experiment":
+        index = stats.load_document(path, schema)
+        samples = {}
+        for variant in index["variants"]:
+            summary = stats.load_document(path.parent / variant["summary"], stats.SUMMARY_SCHEMA)
+            samples.update({f"{variant['name']}/{k}": s
+                            for k, s in _from_summary(summary, statistic).items()})
+        return samples
+    raise ConfigError(f"{path}: unknown schema {schema!r}; expected a run record, a summary.json "
+                      f"or an experiment.json")
+
+
+def _from_summary(summary: Mapping[str, Any], statistic: str) -> dict[str, Sample]:
+    return {f"{summary['task']}.{name}": Sample(float(m[statistic]), tuple(m["values"]), name,
+                                                m.get("direction"))
+            for name, m in summary["metrics"].items() if m.get("n")}
+
+
+def _from_flat(path: Path, document: Any) -> dict[str, Sample]:
+    if not isinstance(document, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in document.values()):
+        raise ConfigError(f"{path}: not a flat result (an object of \"key\": number), a run "
+                          f"record, a summary.json or an experiment.json")
+    return {k: Sample(float(v), (float(v),)) for k, v in document.items()}
+
+
+def parse_thresholds(texts: Sequence[str]) -> dict[str, Threshold]:
+    """``["5%", "loss=0.01"]`` -> ``{"": 5% relative, "loss": 0.01 absolute}``."""
+    found = {"": _threshold(DEFAULT_THRESHOLD, "--threshold")}
+    for text in texts:
+        name, sep, limit = text.rpartition("=")
+        found[name.strip() if sep else ""] = _threshold(limit.strip(), f"--threshold {text}")
+    return found
+
+
+def _threshold(text: str, where: str) -> Threshold:
+    relative = text.endswith("%")
+    try:
+        limit = float(text[:-1] if relative else text)
+    except ValueError:
+        limit = -1.0
+    if not limit >= 0 or limit == float("inf"):
+        raise ConfigError(f"{where}: expected a limit >= 0 like 5% (relative) or 0.01 "
+                          f"(absolute), optionally after METRIC=")
+    return Threshold(limit / 100 if relative else limit, relative)
+
+
+def parse_directions(texts: Sequence[str]) -> dict[str, str]:
+    """``["speed=higher"]`` -> ``{"speed": "higher"}``."""
+    found = {}
+    for text in texts:
+        name, sep, direction = text.partition("=")
+        if not sep or not name.strip() or direction not in ("higher", "lower"):
+            raise ConfigError(f"--direction {text!r}: expected METRIC=higher or METRIC=lower")
+        found[name.strip()] = direction
+    return found
+
+
+def default_direction(name: str) -> str | None:
+    """``higher`` or ``lower`` from the words of a metric name, None when it says neither."""
+    words = set(re.split(r"[^a-z0-9]+", name.lower()))
+    if words & set(HIGHER_WORDS):
+        return "higher"
+    if words & set(LOWER_WORDS):
+        return "lower"
+    return None
+
+
+def matches(name: str, key: str, sample: Sample | None) -> bool:
+    """Does option name *name* apply to *key*: the whole key, its metric, or dotted parts of it."""
+    if name == key or (sample is not None and name == sample.metric):
+        return True
+    parts, wanted = re.split(r"[./]", key), name.split(".")
+    return any(parts[i:i + len(wanted)] == wanted for i in range(len(parts)))
+
+
+def compare(baseline: Mapping[str, Sample], new: Mapping[str, Sample],
+            options: CompareOptions) -> list[Verdict]:
+    """A verdict for every key of either side (BASELINE's order, then keys only NEW has)."""
+    keys = [k for k in list(baseline) + [k for k in new if k not in baseline]
+            if not options.metrics or any(matches(m, k, baseline.get(k) or new.get(k))
+                                          for m in options.metrics)]
+    verdicts = []
+    for key in keys:
+        base, now = baseline.get(key), new.get(key)
+        if base is None or now is None:
+            verdicts.append(Verdict(key, "missing" if now is None else "new", None, base, now))
+        else:
+            verdicts.append(_verdict(key, base, now, options))
+    return verdicts
+
+
+def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Verdict:
+    direction = _pick(options.directions, key, now) or now.direction or base.direction or \
+        default_direction(now.metric or key)
+    threshold = _pick(options.thresholds, key, now) or options.thresholds[""]
+    if direction is None:
+        return Verdict(key, "unchecked", None, base, now, threshold)
+    worse = now.value - base.value if direction == "lower" else base.value - now.value
+    p_value = None
+    if len(base.values) > 1 and len(now.values) > 1:
+        from driver.stats import significance
+
+        p_value = significance(base.values, now.values, options.test).p_value
+    significant = p_value is None or p_value < options.alpha
+    allowed = threshold.allowed(base.value)
+    if abs(worse) <= allowed:
+        verdict = "within threshold"
+    elif not significant:
+        verdict = "not significant"
+    else:
+        verdict = "regression" if worse > 0 else "improvement"
+    return Verdict(key, verdict, direction, base, now, threshold, p_value)
+
+
+def _pick(table: Mapping[str, Any], key: str, sample: Sample) -> Any:
+    """The entry of the most specific (longest) option name matching *key*."""
+    named = [n for n in table if n and matches(n, key, sample)]
+    return table[max(named, key=len)] if named else None
+
+
+def check_names(options: CompareOptions, keys: Sequence[str],
+                samples: Mapping[str, Sample]) -> None:
+    """Every METRIC named in --threshold, --direction or --metric must match some key."""
+    given = [("--threshold", n) for n in options.thresholds if n] + \
+        [("--direction", n) for n in options.directions] + \
+        [("--metric", n) for n in options.metrics]
+    known = sorted(set(keys) | {s.metric for s in samples.values() if s.metric} |
+                   {part for k in keys for part in re.split(r"[./]", k)})
+    for flag, name in given:
+        if not any(matches(name, k, samples.get(k)) for k in keys):
+            raise ConfigError(f"{flag} {name}: no metric {name!r} in either result"
+                              f"{did_you_mean(name, known)}; keys: {', '.join(keys[:12])}"
+                              f"{' ...' if len(keys) > 12 else ''}")
+
+
+TABLE_HEAD = ("metric", "better", "baseline", "new", "change", "threshold", "p", "verdict")
+
+
+def table_rows(verdicts: Sequence[Verdict]) -> list[tuple[str, ...]]:
+    """The comparison as rows of text, one per key (:data:`TABLE_HEAD`)."""
+    from driver.ci_outputs import fmt
+
+    return [(v.key, v.direction or "?", fmt(v.baseline.value if v.baseline else None),
+             fmt(v.new.value if v.new else None), v.change, str(v.threshold or "-"),
+             fmt(v.p_value), v.verdict.upper() if v.failed else v.verdict) for v in verdicts]
+
+
+def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) -> None:
+    """The table on *stream* (stdout): rich on a terminal, plain text otherwise."""
+    stream = stream or sys.stdout
+    if stream.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="bench-driver compare")
+        for column in TABLE_HEAD:
+            table.add_column(column)
+        for row, v in zip(table_rows(verdicts), verdicts):
+            table.add_row(*row, style="red" if v.failed else None)
+        Console(file=stream).print(table)
+        return
+    widths = [max(len(r[i]) for r in [TABLE_HEAD, *table_rows(verdicts)])
+              for i in range(len(TABLE_HEAD))]
+    for row in [TABLE_HEAD, *table_rows(verdicts)]:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+
+
+def markdown_comparison(verdicts: Sequence[Verdict], title: str) -> str:
+    """The table as a Markdown section."""
+    lines = [f"### {title}", "", "| " + " | ".join(TABLE_HEAD) + " |",
+             "|" + "---|" * len(TABLE_HEAD)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
+              for row in table_rows(verdicts)]
+    failed = sum(v.failed for v in verdicts)
+    lines += ["", f"**{failed} failure(s)**" if failed else "No regression."]
+    return "\n".join(lines) + "\n"
+
+
+def junit_cases(verdicts: Sequence[Verdict]) -> list[Any]:
+    """A JUnit testcase per key: regressions and missing metrics fail, unchecked ones skip."""
+    from driver.ci_outputs import JUnitCase
+
+    cases = []
+    for v, row in zip(verdicts, table_rows(verdicts)):
+        detail = ", ".join(f"{h}={c}" for h, c in zip(TABLE_HEAD[1:], row[1:]))
+        cases.append(JUnitCase(
+            v.key, failure=f"{v.verdict}: {detail}" if v.failed else None,
+            skipped="no direction: pass --direction METRIC=higher|lower"
+            if v.verdict == "unchecked" else None, detail=detail))
+    return cases
+
+
+def main_compare(args: Any) -> int:
+    """The ``compare`` subcommand: load, check, print, write CI outputs, exit 8 on failure."""
+    from driver import ci_outputs
+
+    if not 0 < args.alpha < 1:
+        raise ConfigError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    options = CompareOptions(parse_thresholds(args.threshold), parse_directions(args.direction),
+                             tuple(args.metric), args.statistic, args.test, args.alpha)
+    baseline, new = load_side(args.baseline, args.statistic), load_side(args.new, args.statistic)
+    if not set(baseline) & set(new):
+        raise ConfigError(f"{args.baseline} and {args.new} have no key in common (baseline: "
+                          f"{', '.join(list(baseline)[:5])}...; new: {', '.join(list(new)[:5])}"
+                          f"...); compare results of the same task, framework and suffix")
+    check_names(options, list(dict.fromkeys([*baseline, *new])), {**baseline, **new})
+    verdicts = compare(baseline, new, options)
+    print_comparison(verdicts)
+    title = f"bench-driver compare: {args.baseline} -> {args.new}"
+    text = markdown_comparison(verdicts, title)
+    if args.junit is not None:
+        ci_outputs.write_text_atomic(args.junit, ci_outputs.junit_xml([("compare",
+                                                                       junit_cases(verdicts))]))
+    if args.markdown is not None:
+        ci_outputs.write_text_atomic(args.markdown, text)
+    ci_outputs.append_step_summary(text)
+    return EXIT_REGRESSION if any(v.failed for v in verdicts) else EXIT_OK

@@ -1,0 +1,498 @@
+"""Repeated runs and experiment matrices, resumable and safe to run twice at once.
+
+A *set* is one task run ``warmup`` times, then ``repetitions`` times, each run in its own
+directory of the set directory (``warmup-0``, ..., ``0``, ``1``, ...). Repetition ``i`` gets
+``{repetition} = i`` and ``{seed} = base seed + i``; warmup ``j`` reuses repetition ``j``'s seed.
+The set's ``summary.json`` (schema ``bench-driver/summary``) lists every run and, per metric, the
+statistics of :mod:`driver.stats` over the measured repetitions whose command succeeded.
+
+An experiment (``[experiments.NAME]`` in task_config.toml) runs one set per *variant*: a point
+of its parameter matrix, in ``RUNS_DIR/NAME/VARIANT/``, with VARIANT like ``searcher=rea,dataset=
+cifar100``. An experiment directory is locked (``fcntl.flock`` on ``.lock``) while it runs, and
+runs resume: a run whose ``record.json`` says it finished (``ok``, ``failed``,
+``missing_metrics``, ``timeout``) is kept; an interrupted or killed one is run again.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from driver import results
+from driver.benchmark import RunOptions, exit_code_for, run_benchmark
+from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec
+from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError, did_you_mean
+from driver.plugins import Plugins
+from driver.stats import (FINISHED, SCHEMA_VERSION, SUMMARY_SCHEMA, flat_from_summary,
+                          load_document, record_metas, run_entry, set_summary)
+
+EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
+EXPERIMENT_SCHEMA = "bench-driver/experiment"
+LOCK_NAME = ".lock"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
+_MAX_VARIANT_NAME = 200
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated ``[experiments.NAME]`` table."""
+
+    name: str
+    task: str
+    matrix: Mapping[str, tuple[ParamValue, ...]]
+    params: Mapping[str, ParamValue]
+    repetitions: int = 1
+    warmup: int = 0
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One point of an experiment's matrix: its directory name, values and resolved task."""
+
+    name: str
+    values: Mapping[str, ParamValue]
+    task: TaskSpec
+
+
+@dataclass(frozen=True)
+class RepeatPlan:
+    """How a set runs: repetitions, warmup runs, the base seed and the reported statistic."""
+
+    repetitions: int
+    warmup: int = 0
+    base_seed: int = 0
+    statistic: str = "median"
+
+    def slots(self) -> list[tuple[str, int, str]]:
+        """``(kind, index, directory name)`` of every run, warmups first."""
+        return [("warmup", j, f"warmup-{j}") for j in range(self.warmup)] + \
+            [("repetition", i, str(i)) for i in range(self.repetitions)]
+
+
+def load_experiment(config: TaskConfig, name: str, methods: Mapping[str, Any]) -> ExperimentSpec:
+    """Check ``[experiments.NAME]`` of *config* against its task; raise ConfigError if wrong."""
+    if name not in config.experiments:
+        known = ", ".join(sorted(config.experiments)) or "(none)"
+        raise ConfigError(f"{config.path}: no experiment {name!r}"
+                          f"{did_you_mean(name, config.experiments)}; experiments: {known}")
+    table = config.experiments[name]
+    where = f"{config.path}: [experiments.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} = {table!r}: expected a table")
+    _check_keys(where, table)
+    task_name = table.get("task")
+    if not isinstance(task_name, str) or task_name not in config.tasks:
+        raise ConfigError(f"{where} task = {task_name!r}: expected the name of a [tasks.NAME]"
+                          f"{did_you_mean(str(task_name), config.tasks)}; tasks: "
+                          f"{', '.join(sorted(config.tasks)) or '(none)'}")
+    base = config.task(task_name, methods)
+    return ExperimentSpec(
+        name=name, task=task_name,
+        matrix=_matrix(where, table.get("matrix", {}), base),
+        params=_fixed_params(where, table.get("params", {}), base, table.get("matrix", {})),
+        repetitions=_count(where, "repetitions", table.get("repetitions", 1), 1),
+        warmup=_count(where, "warmup", table.get("warmup", 0), 0),
+        description=_text(where, "description", table.get("description", "")),
+    )
+
+
+def select_points(
+    spec: ExperimentSpec, benchmark: str | None = None, fix: Mapping[str, str] | None = None
+) -> list[dict[str, ParamValue]]:
+    """The matrix points to run, in matrix order.
+
+    Without *benchmark*: every combination, restricted to the ``--fix`` values. With *benchmark*
+    (a matrix key, e.g. ``searcher``): that key varies, the others are fixed at ``--fix`` values
+    or at their first value, as DeepArchitect benchmarks one component at a time.
+    """
+    fix = dict(fix or {})
+    _check_selection(spec, benchmark, fix)
+    choices: dict[str, tuple[ParamValue, ...]] = {}
+    for key, values in spec.matrix.items():
+        if key in fix:
+            choices[key] = tuple(v for v in values if param_text(v) == fix[key])
+        elif benchmark is None or key == benchmark:
+            choices[key] = values
+        else:
+            choices[key] = values[:1]
+    keys = list(choices)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*choices.values())]
+
+
+def variant_name(values: Mapping[str, ParamValue]) -> str:
+    """``key=value,key=value`` in matrix order; characters unsafe in a file name become ``_``."""
+    if not values:
+        return "default"
+    return ",".join(f"{_UNSAFE.sub('_', k)}={_UNSAFE.sub('_', param_text(v))}"
+                    for k, v in values.items())
+
+
+def build_variants(
+    config: TaskConfig,
+    spec: ExperimentSpec,
+    methods: Mapping[str, Any],
+    overrides: Mapping[str, str],
+    points: Sequence[Mapping[str, ParamValue]],
+) -> list[Variant]:
+    """Resolve and validate the task of every point (before anything runs)."""
+    for key in overrides:
+        if key in spec.matrix:
+            raise ConfigError(f"--set {key}=...: {key!r} is a matrix key of experiment "
+                              f"{spec.name!r}; choose its values with --fix {key}=VALUE")
+    fixed = {k: param_text(v) for k, v in spec.params.items()}
+    variants = []
+    for point in points:
+        values = {**fixed, **overrides, **{k: param_text(v) for k, v in point.items()}}
+        variants.append(Variant(variant_name(point), point, config.task(spec.task, methods,
+                                                                          values)))
+    return variants
+
+
+def param_text(value: ParamValue) -> str:
+    """A parameter value as the command sees it (booleans as ``true``/``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _check_keys(where: str, table: Mapping[str, Any]) -> None:
+    for key in table:
+        if key not in EXPERIMENT_KEYS:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, EXPERIMENT_KEYS)};"
+                              f" known keys: {', '.join(EXPERIMENT_KEYS)}")
+
+
+def _matrix(where: str, matrix: Any, base: TaskSpec) -> dict[str, tuple[ParamValue, ...]]:
+    if not isinstance(matrix, dict):
+        raise ConfigError(f"{where} matrix = {matrix!r}: expected a table of KEY = [values]")
+    checked: dict[str, tuple[ParamValue, ...]] = {}
+    for key, values in matrix.items():
+        _check_param(f"{where} matrix.{key}", key, base)
+        if not isinstance(values, list) or not values or not all(
+                isinstance(v, (str, int, float, bool)) for v in values):
+            raise ConfigError(f"{where} matrix.{key} = {values!r}: expected a non-empty list of "
+                              f"strings, numbers or booleans, e.g. {key} = [\"a\", \"b\"]")
+        texts = [param_text(v) for v in values]
+        if len(set(texts)) != len(texts):
+            raise ConfigError(f"{where} matrix.{key} = {values!r}: a value is listed twice")
+        checked[key] = tuple(values)
+    _check_names(where, checked)
+    return checked
+
+
+def _check_param(at: str, key: str, base: TaskSpec) -> None:
+    if key in BUILTIN_PARAMS:
+        raise ConfigError(f"{at}: {key!r} is a built-in parameter set by the driver "
+                          f"(use --seed and --repetitions for seeds and repetitions)")
+    if key not in base.params:
+        known = ", ".join(sorted(base.params)) or "(none)"
+        raise ConfigError(f"{at}: task {base.name!r} has no parameter {key!r}"
+                          f"{did_you_mean(key, base.params)}; its parameters: {known}; declare "
+                          f"it with a default in [tasks.{base.name}.params]")
+
+
+def _check_names(where: str, matrix: Mapping[str, tuple[ParamValue, ...]]) -> None:
+    seen: dict[str, dict[str, ParamValue]] = {}
+    keys = list(matrix)
+    for combo in itertools.product(*matrix.values()):
+        point = dict(zip(keys, combo))
+        name = variant_name(point)
+        if name in seen:
+            raise ConfigError(f"{where} matrix: points {seen[name]!r} and {point!r} share the "
+                              f"directory name {name!r}; make the values differ in letters, "
+                              f"digits or . _ + -")
+        if len(name) > _MAX_VARIANT_NAME:
+            raise ConfigError(f"{where} matrix: directory name {name[:60]!r}... is longer than "
+                              f"{_MAX_VARIANT_NAME} characters; use shorter keys or values")
+        seen[name] = point
+
+
+def _fixed_params(where: str, table: Any, base: TaskSpec, matrix: Any) -> dict[str, ParamValue]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} params = {table!r}: expected a table of NAME = value")
+    for key, value in table.items():
+        _check_param(f"{where} params.{key}", key, base)
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"{where} params.{key} = {value!r}: expected a string, number or "
+                              f"boolean")
+        if isinstance(matrix, dict) and key in matrix:
+            raise ConfigError(f"{where} params.{key}: also a matrix key; keep it in one of them")
+    return dict(table)
+
+
+def _count(where: str, key: str, value: Any, least: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ConfigError(f"{where} {key} = {value!r}: expected a whole number >= {least}")
+    return value
+
+
+def _text(where: str, key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} {key} = {value!r}: expected a string")
+    return value
+
+
+def _check_selection(spec: ExperimentSpec, benchmark: str | None, fix: Mapping[str, str]) -> None:
+    keys = list(spec.matrix)
+    if benchmark is not None and benchmark not in spec.matrix:
+        raise ConfigError(f"--benchmark {benchmark!r}: not a matrix key of experiment "
+                          f"{spec.name!r}{did_you_mean(benchmark, keys)}; keys: "
+                          f"{', '.join(keys) or '(none)'}")
+    for key, text in fix.items():
+        if key not in spec.matrix:
+            raise ConfigError(f"--fix {key}={text}: not a matrix key of experiment {spec.name!r}"
+                              f"{did_you_mean(key, keys)}; keys: {', '.join(keys) or '(none)'}")
+        if key == benchmark:
+            raise ConfigError(f"--fix {key}={text}: {key!r} is the --benchmark key, which varies")
+        texts = [param_text(v) for v in spec.matrix[key]]
+        if text not in texts:
+            raise ConfigError(f"--fix {key}={text}: {text!r} is not in matrix.{key}"
+                              f"{did_you_mean(text, texts)}; values: {', '.join(texts)}")
+
+
+# --- running sets -------------------------------------------------------------------------------
+
+
+def run_set(
+    task: TaskSpec,
+    options: RunOptions,
+    plugins: Plugins,
+    set_dir: Path,
+    plan: RepeatPlan,
+    identity: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the set's unfinished runs into *set_dir* and write (and return) its summary.json.
+
+    Stops at the first interrupted run (SIGINT/SIGTERM): the summary then says ``complete``
+    false, and a later resume runs what is left.
+    """
+    runs: list[dict[str, Any]] = []
+    metas: dict[str, dict[str, Any]] = {}
+    for kind, index, dirname in plan.slots():
+        seed = plan.base_seed + index
+        doc = finished_record(set_dir / dirname, task, seed, index)
+        resumed = doc is not None
+        if doc is None:
+            _progress(identity, task, kind, index, plan, seed)
+            doc = _run_once(task, options, plugins, set_dir / dirname, seed, index)
+        runs.append(run_entry(kind, index, seed, doc, resumed))
+        metas.update(record_metas(doc))
+        if doc.get("status") == results.INTERRUPTED:
+            break
+    kept = sum(1 for r in runs if r["resumed"])
+    if kept:
+        print(f"bench-driver: {_label(identity, task)}: kept {kept} finished run(s) from before",
+              file=sys.stderr)
+    who = identity or {}
+    header = {"task": task.name, "experiment": who.get("experiment"),
+              "variant": who.get("variant"), "values": dict(who.get("values", {})),
+              "repetitions": plan.repetitions, "warmup": plan.warmup,
+              "base_seed": plan.base_seed, "statistic": plan.statistic}
+    summary = set_summary(header, runs, metas)
+    results.write_json_atomic(set_dir / "summary.json", summary)
+    return summary
+
+
+def finished_record(run_dir: Path, task: TaskSpec, seed: int, index: int) -> dict[str, Any] | None:
+    """The record of a finished run in *run_dir*, None if it must run (again).
+
+    A finished run made with another command (the task, its parameters or the seed changed since)
+    is an error, so that one set never mixes two configurations.
+    """
+    path = run_dir / "record.json"
+    try:
+        json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # never written, or not JSON: the run did not finish
+    doc = results.load_record(path)  # a record of an unknown version is an error, not a rerun
+    if doc.get("status") not in FINISHED:
+        return None
+    recorded = doc.get("params", {})
+    now = task.render_command({**{k: recorded.get(k, "") for k in ("python", "num_gpus",
+                                                                  "run_dir")},
+                               "seed": seed, "repetition": index})
+    if doc.get("command") != now:
+        raise ConfigError(
+            f"{path}: this finished run used another command than the experiment runs now:\n"
+            f"  recorded: {doc.get('command')}\n  now:      {now}\nthe task, its parameters or "
+            f"--seed changed since; pass --restart to discard the earlier runs of the selected "
+            f"variants, or use another --runs-dir")
+    return doc
+
+
+def set_exit_code(summary: Mapping[str, Any]) -> int:
+    """0 when every run of the set is ok; otherwise the exit code of its first run that is not."""
+    for run in summary["runs"]:
+        if run["status"] != results.OK:
+            stand_in = results.RunRecord(task=summary["task"], command="", status=run["status"],
+                                         exit_code=run["exit_code"], started_at="", ended_at="",
+                                         duration_s=0.0, run_dir="", signal=run.get("signal"))
+            return exit_code_for(stand_in)
+    return 0
+
+
+def _run_once(task: TaskSpec, options: RunOptions, plugins: Plugins, run_dir: Path, seed: int,
+              index: int) -> dict[str, Any]:
+    if run_dir.exists():  # what an interrupted or killed run left
+        shutil.rmtree(run_dir)
+    report = replace(options.report, output=run_dir / "result.json")
+    once = replace(options, run_dir=run_dir, seed=seed, repetition=index, report=report)
+    return run_benchmark(task, once, plugins).to_dict()
+
+
+def _progress(identity: Mapping[str, Any] | None, task: TaskSpec, kind: str, index: int,
+              plan: RepeatPlan, seed: int) -> None:
+    total = plan.warmup if kind == "warmup" else plan.repetitions
+    print(f"bench-driver: {_label(identity, task)}: {kind} {index + 1}/{total} (seed {seed})",
+          file=sys.stderr, flush=True)
+
+
+def _label(identity: Mapping[str, Any] | None, task: TaskSpec) -> str:
+    return f"{identity['experiment']}/{identity['variant']}" if identity else task.name
+
+
+# --- experiments --------------------------------------------------------------------------------
+
+
+@contextmanager
+def experiment_lock(exp_dir: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``EXP_DIR/.lock``; a second holder gets a ConfigError.
+
+    The kernel drops the lock when the process dies, even by SIGKILL, so a lock never goes stale;
+    the file descriptor is not inherited by the benchmark commands.
+    """
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(exp_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise ConfigError(f"{exp_dir}: this experiment is being run by process {holder} "
+                              f"(lock {exp_dir / LOCK_NAME}); wait for it, or pass another "
+                              f"--runs-dir") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    variants: Sequence[Variant],
+    options: RunOptions,
+    plugins: Plugins,
+    plan: RepeatPlan,
+    restart: bool = False,
+) -> list[dict[str, Any]]:
+    """Run (or resume) every variant's set under the experiment lock; return their summaries."""
+    exp_dir = options.runs_dir / spec.name
+    with experiment_lock(exp_dir):
+        for variant in variants:
+            if restart:
+                shutil.rmtree(exp_dir / variant.name, ignore_errors=True)
+            for _, index, dirname in plan.slots():  # refuse stale runs before running any
+                finished_record(exp_dir / variant.name / dirname, variant.task,
+                                plan.base_seed + index, index)
+        summaries = []
+        for variant in variants:
+            identity = {"experiment": spec.name, "variant": variant.name,
+                        "values": variant.values}
+            summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
+                              identity)
+            results.write_json_atomic(exp_dir / variant.name / "result.json", flat_from_summary(
+                summary, options.report.framework, options.report.metrics_suffix))
+            summaries.append(summary)
+            _write_experiment_files(exp_dir, spec)
+            if set_exit_code(summary) in (EXIT_SIGINT, EXIT_SIGTERM):
+                break
+    return summaries
+
+
+def _write_experiment_files(exp_dir: Path, spec: ExperimentSpec) -> None:
+    """experiment.json, summary.md and summary.csv over every variant with a summary so far."""
+    from driver import ci_outputs
+
+    found = []
+    for point in select_points(spec):
+        path = exp_dir / variant_name(point) / "summary.json"
+        if path.is_file():
+            found.append((variant_name(point), point, load_document(path, SUMMARY_SCHEMA)))
+    index = {"schema": EXPERIMENT_SCHEMA, "schema_version": SCHEMA_VERSION,
+             "experiment": spec.name, "task": spec.task, "description": spec.description,
+             "matrix": {k: list(v) for k, v in spec.matrix.items()},
+             "variants": [{"name": n, "values": p, "summary": f"{n}/summary.json",
+                           "complete": s["complete"]} for n, p, s in found]}
+    results.write_json_atomic(exp_dir / "experiment.json", index)
+    ci_outputs.write_tables(exp_dir, [s for _, _, s in found])
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugins) -> int:
+    """``bench-driver --task-name T --repetitions N [--warmup K]``: one set in a new directory."""
+    from driver import ci_outputs
+    from driver.benchmark import new_run_dir
+
+    plan = plan_from_args(args, 1, 0)
+    set_dir = new_run_dir(options.runs_dir, task.name)
+    summary = run_set(task, options, plugins, set_dir, plan)
+    report = options.report
+    results.write_json_atomic(report.output, flat_from_summary(summary, report.framework,
+                                                               report.metrics_suffix))
+    ci_outputs.write_tables(set_dir, [summary])
+    ci_outputs.publish_sets([summary], f"bench-driver: {task.name}", args.junit, args.markdown)
+    print(f"bench-driver: summary: {set_dir / 'summary.json'}", file=sys.stderr)
+    return set_exit_code(summary)
+
+
+def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: Mapping[str, str],
+                    make_options: Callable[[TaskSpec], RunOptions]) -> int:
+    """``bench-driver --experiment NAME``: validate everything, then run or resume it."""
+    from driver import ci_outputs
+
+    methods = plugins.registry("compute_methods")
+    spec = load_experiment(config, args.experiment, methods)
+    points = select_points(spec, args.benchmark, parse_fix(args.fix))
+    variants = build_variants(config, spec, methods, overrides, points)
+    options = make_options(variants[0].task)
+    plan = plan_from_args(args, spec.repetitions, spec.warmup)
+    summaries = run_experiment(spec, variants, options, plugins, plan, args.restart)
+    ci_outputs.publish_sets(summaries, f"bench-driver: experiment {spec.name}", args.junit,
+                            args.markdown)
+    print(f"bench-driver: experiment directory: {options.runs_dir / spec.name}", file=sys.stderr)
+    return next((c for c in map(set_exit_code, summaries) if c), 0)
+
+
+def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:
+    """``--repetitions``, ``--warmup`` (each overriding the given default), ``--seed``,
+    ``--statistic``."""
+    if args.repetitions is not None and args.repetitions < 1:
+        raise ConfigError(f"--repetitions {args.repetitions}: expected a whole number >= 1")
+    if args.warmup is not None and args.warmup < 0:
+        raise ConfigError(f"--warmup {args.warmup}: expected a whole number >= 0")
+    return RepeatPlan(args.repetitions or repetitions,
+                      warmup if args.warmup is None else args.warmup, args.seed, args.statistic)
+
+
+def parse_fix(pairs: Sequence[str]) -> dict[str, str]:
+    """``["searcher=rea"]`` from ``--fix`` -> ``{"searcher": "rea"}``."""
+    found = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--fix {pair!r}: expected KEY=VALUE, e.g. --fix searcher=rea")
+        found[key.strip()] = value
+    return found
