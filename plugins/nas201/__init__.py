@@ -6,11 +6,12 @@ the first time an evaluator or :class:`plugins.nas201.table.NB201Table` answers 
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from driver.hookspecs import hookimpl
-from driver.search import Evaluator, SearchSpace
-from plugins.nas201.space import NB201Space
+
+if TYPE_CHECKING:
+    from driver.search import Evaluator, SearchSpace
 
 
 def make_evaluator(
@@ -29,6 +30,8 @@ def make_evaluator(
 
 @hookimpl
 def bench_driver_register_search_spaces() -> dict[str, Callable[[], SearchSpace]]:
+    from plugins.nas201.space import NB201Space
+
     return {"nb201": NB201Space}
 
 

@@ -9,18 +9,22 @@ package imports no numpy: BOHB's model imports it when first fitted.
 
 from __future__ import annotations
 
-from driver.hookspecs import hookimpl
-from driver.search import Searcher
-from plugins.searchers.bohb import BOHB
-from plugins.searchers.evolution import RegularizedEvolution
-from plugins.searchers.local_search import LocalSearch
-from plugins.searchers.reinforce import Reinforce
+from typing import TYPE_CHECKING
 
-__all__ = ["BOHB", "LocalSearch", "RegularizedEvolution", "Reinforce"]
+from driver.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from driver.search import Searcher
 
 
 @hookimpl
 def bench_driver_register_searchers() -> dict[str, type[Searcher]]:
+    # imported here, when a search needs them, so that loading the plugin costs nothing
+    from plugins.searchers.bohb import BOHB
+    from plugins.searchers.evolution import RegularizedEvolution
+    from plugins.searchers.local_search import LocalSearch
+    from plugins.searchers.reinforce import Reinforce
+
     return {
         "rea": RegularizedEvolution,
         "reinforce": Reinforce,

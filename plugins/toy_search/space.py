@@ -1,38 +1,12 @@
-"""Reference searcher plugin: random search, over a small toy space with a known optimum.
-
-It is the shortest complete example of the searcher interface (driver.search) and of registry
-hooks; the shared searcher test suite runs every registered searcher on the toy space.
-"""
+"""A small toy search space with a known optimum, and its evaluator: the shared searcher suite
+runs every registered searcher on it."""
 
 from __future__ import annotations
 
 import random
 from typing import Any, Sequence
 
-from driver.hookspecs import hookimpl
-from driver.search import Config, Evaluator, Searcher, SearchSpace, Trial, TrialResult
-
-
-class RandomSearch(Searcher):
-    """Sample configurations uniformly, never twice while unseen ones remain likely."""
-
-    name = "random"
-
-    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
-        super().__init__(space, seed, **options)
-        self._seen: set[Config] = set()
-
-    def ask(self) -> Trial:
-        config = self.space.sample(self.rng)
-        for _ in range(100):  # resample duplicates, as the NAS-Bench-201 random search does
-            if config not in self._seen:
-                break
-            config = self.space.sample(self.rng)
-        self._seen.add(config)
-        return self.new_trial(config)
-
-    def tell(self, result: TrialResult) -> None:
-        """Random search learns nothing."""
+from driver.search import Config, Evaluator, SearchSpace, Trial, TrialResult
 
 
 class ToySpace(SearchSpace):
@@ -84,18 +58,3 @@ class ToyEvaluator(Evaluator):
 
     def max_fidelity(self) -> float | None:
         return 1.0
-
-
-@hookimpl
-def bench_driver_register_searchers() -> dict[str, type[Searcher]]:
-    return {"random": RandomSearch}
-
-
-@hookimpl
-def bench_driver_register_search_spaces() -> dict[str, Any]:
-    return {"toy": ToySpace}
-
-
-@hookimpl
-def bench_driver_register_evaluators() -> dict[str, Any]:
-    return {"toy": ToyEvaluator}
