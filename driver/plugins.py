@@ -201,7 +201,32 @@ def _register_module(plugins: Plugins, module_name: str, source: str) -> None:
     _register(plugins, module, short, PluginInfo(short, source, getattr(module, "__file__", None)))
 
 
+def _any_entry_points() -> bool:
+    """Whether any distribution on sys.path declares a ``bench_driver`` entry point.
+
+    Reading the few ``entry_points.txt`` files is far cheaper than importing importlib.metadata
+    and parsing every distribution's metadata, which is then done only when there is one.
+    """
+    marker = f"[{ENTRY_POINT_GROUP}]".encode()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info")):
+                try:
+                    with open(os.path.join(entry or ".", name, "entry_points.txt"), "rb") as f:
+                        if marker in f.read():
+                            return True
+                except OSError:
+                    continue
+    return False
+
+
 def _load_entry_points(plugins: Plugins) -> None:
+    if not _any_entry_points():
+        return
     from importlib import metadata
 
     for dist in metadata.distributions():

@@ -130,7 +130,7 @@ def environment(cwd: Path) -> dict[str, Any]:
 
     return {
         "host": socket.gethostname(),
-        "platform": platform.platform(),
+        "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],

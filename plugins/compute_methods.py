@@ -10,7 +10,6 @@ percentile with linear interpolation between closest ranks (numpy's default).
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Sequence
 
 from driver.hookspecs import hookimpl
@@ -27,6 +26,18 @@ def total(values: Sequence[float], ctx: ReduceContext) -> float:
 
 def average_aggregate(values: Sequence[float], ctx: ReduceContext) -> float:
     return math.fsum(values) / len(values) * ctx.workers
+
+
+def median(values: Sequence[float], ctx: ReduceContext) -> float:
+    import statistics  # imported when used: it pulls in decimal and fractions
+
+    return float(statistics.median(values))
+
+
+def std(values: Sequence[float], ctx: ReduceContext) -> float:
+    import statistics
+
+    return float(statistics.pstdev(values))
 
 
 def percentile(q: float) -> ComputeMethod:
@@ -50,8 +61,8 @@ BUILTIN: dict[str, ComputeMethod] = {
     "average_aggregate": average_aggregate,
     "min": lambda values, ctx: min(values),
     "max": lambda values, ctx: max(values),
-    "median": lambda values, ctx: statistics.median(values),
-    "std": lambda values, ctx: statistics.pstdev(values),
+    "median": median,
+    "std": std,
     "count": lambda values, ctx: float(len(values)),
     **{f"p{q}": percentile(q) for q in range(1, 100)},
 }

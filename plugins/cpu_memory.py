@@ -70,6 +70,10 @@ class CpuMemorySampler(Sampler):
             "samples": self.samples,
             "max_processes": self.max_processes,
         }
+        if peak_kib == 0:  # ended before the first sample, below what the kernel can tell us
+            details["note"] = (f"the task ended before it could be sampled; its peak RSS was at "
+                               f"most {kernel_kib / KIB_PER_MIB:.1f} MiB (the spawn floor)")
+            return SamplerSummary({}, details)
         metrics = {
             "cpu_memory_usage": round(peak_kib / KIB_PER_MIB, 3),
             "cpu_memory_usage_mean": round(mean_kib / KIB_PER_MIB, 3),
