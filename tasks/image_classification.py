@@ -286,12 +286,12 @@ class Trainer:
 def run(args: argparse.Namespace, rank: int, world: int, device: torch.device) -> None:
     """Load the data, build the trainer and run every epoch."""
     log = RunLog(enabled=rank == 0)
-    make_reproducible(args, device)
-    data = load_dataset(
+    data = load_dataset(  # first: a missing file fails before anything slow
         args.dataset, data_dir=args.data_dir, image_size=args.image_size,
         num_classes=args.num_classes, channels=args.channels,
         synthetic_samples=args.synthetic_samples, seed=args.seed,
     )
+    make_reproducible(args, device)
     trainer = Trainer(args, data, rank, world, device, log)
     log.header(_describe(args, data, world, device, trainer.batches))
     start = time.perf_counter()
