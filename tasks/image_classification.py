@@ -20,6 +20,12 @@ processes. For more than one process the script re-executes itself under
 ``python -m torch.distributed.run --standalone`` (or is started by ``torchrun`` directly).
 ``--batch-size`` is per process; the global batch is ``batch_size * processes``.
 
+Reproducibility: ``--seed`` fixes the weights, the data order and the augmentation; on the CPU
+deterministic algorithms are on by default, so one seed gives the same accuracies and losses run
+after run (``--no-deterministic`` to turn them off; on GPUs they are off unless
+``--deterministic``, as they cost speed). ``--warmup-batches W`` leaves the first W batches of
+the first epoch out of Speed (not out of time cost): compilation and autotuning happen there.
+
 Example (the digits_mlp task)::
 
     python tasks/image_classification.py --model mlp --dataset digits --epochs 10
@@ -28,7 +34,6 @@ Example (the digits_mlp task)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
