@@ -1,13 +1,14 @@
 """Run one command: its own session, output through a pipe, timeouts, signals, a reaped tree.
 
-Three threads share the work so that reading never waits on the regex engine:
+Three threads share the work so that draining the pipe never waits on the regex engine:
 
-* the *pump* reads the pipe in large chunks, writes them to the run's log file and the console,
-  and queues them (bounded) for the scraper;
+* the *pump* moves the pipe into the run's log file (``splice``: in the kernel) as fast as the
+  command writes, so the command is never slowed by the driver;
 * the *waiter* blocks in ``os.wait4`` for the command and, once it has exited, ends whatever is
   left of its tree (first the signal, then SIGKILL after the grace period);
-* the calling (main) thread scrapes the queued chunks, enforces the timeout and handles SIGINT
-  and SIGTERM: both are forwarded to the whole tree, which is then reaped.
+* the calling (main) thread reads the log back as it grows (from the page cache), echoes it to
+  the console and feeds the scraper; it enforces the timeout and handles SIGINT and SIGTERM:
+  both are forwarded to the whole tree, which is then reaped.
 
 The sampling thread (driver.sampling) runs beside them.
 """
@@ -15,8 +16,9 @@ The sampling thread (driver.sampling) runs beside them.
 from __future__ import annotations
 
 import codecs
+import errno
+import mmap
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -25,14 +27,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from driver import proctree
 from driver.sampling import RunExit, Sampler, SamplingThread, task_pids
 from driver.scrape import Scraper
 
 CHUNK_BYTES = 1 << 20
-QUEUE_CHUNKS = 8  # at most ~8 MiB of output waits for the scraper: memory stays flat
+MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is scraped in pieces
 F_SETPIPE_SZ = 1031  # Linux: a pipe delivers at most its size per read (64 KiB by default)
 DEFAULT_KILL_GRACE_S = 5.0
 
@@ -123,54 +125,98 @@ class _Supervisor:
 
 
 class _Pump(threading.Thread):
-    """Pipe -> log file, console and the scraper's queue."""
+    """Moves the pipe into the run's log file and says how far it got.
 
-    def __init__(self, fd: int, log: BinaryIO, echo: str, t0: float) -> None:
+    Where the kernel can (Linux ``splice``), the bytes go from pipe to file without passing
+    through Python; the scraper then reads them back from the page cache. Elsewhere the pump
+    reads and writes. Either way the log is the exact output and memory stays flat.
+    """
+
+    def __init__(self, fd: int, log_fd: int) -> None:
         super().__init__(name="bench-driver-pump", daemon=True)
         self.fd = fd
-        self.log = log
-        self.echo = echo
-        self.t0 = t0
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(QUEUE_CHUNKS)
+        self.log_fd = log_fd
+        self.written = 0
+        self.done = False
         self.error: str | None = None
-        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self._line_start = True
+        self._moved = threading.Condition()
+        self._move = self._splice if hasattr(os, "splice") else self._copy
 
     def run(self) -> None:
         try:
             while True:
-                chunk = os.read(self.fd, CHUNK_BYTES)
-                if not chunk:
+                n = self._move()
+                if n == 0:
                     break
-                self.log.write(chunk)
-                self._echo(chunk)
-                self.chunks.put(chunk)
+                with self._moved:
+                    self.written += n
+                    self._moved.notify()
         except OSError as exc:
             self.error = f"reading the command's output failed: {exc}"
         finally:
-            self.log.flush()
-            self.chunks.put(None)
+            with self._moved:
+                self.done = True
+                self._moved.notify()
 
-    def _echo(self, chunk: bytes) -> None:
-        if self.echo == ECHO_OFF:
-            return
-        out = sys.stdout
+    def wait(self, seen: int, timeout: float) -> tuple[int, bool]:
+        """Block until more than *seen* bytes are in the log, EOF, or *timeout*."""
+        with self._moved:
+            self._moved.wait_for(lambda: self.written > seen or self.done, timeout)
+            return self.written, self.done
+
+    def _splice(self) -> int:
         try:
-            if self.echo == ECHO_PLAIN:
-                out.flush()
-                out.buffer.write(chunk)
-                out.buffer.flush()
+            return os.splice(self.fd, self.log_fd, CHUNK_BYTES)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            self._move = self._copy  # e.g. a file system that cannot splice
+            return self._copy()
+
+    def _copy(self) -> int:
+        data = os.read(self.fd, CHUNK_BYTES)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.log_fd, view):]
+        return len(data)
+
+
+class _Echo:
+    """The task's output on the console: raw bytes, or lines prefixed with elapsed time."""
+
+    def __init__(self, mode: str, t0: float) -> None:
+        self.mode = mode
+        self.t0 = t0
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._line_start = True
+
+    def send(self, fd: int, offset: int, count: int) -> None:
+        """Echo ``count`` bytes of the log file *fd* from *offset*."""
+        if self.mode == ECHO_OFF or count <= 0:
+            return
+        try:
+            if self.mode == ECHO_PLAIN:
+                sys.stdout.flush()
+                out = sys.stdout.fileno()
+                while count > 0:  # file to console in the kernel
+                    sent = os.sendfile(out, fd, offset, count)
+                    if sent == 0:
+                        break
+                    offset, count = offset + sent, count - sent
                 return
-            pieces = []
-            for line in self._decoder.decode(chunk).splitlines(keepends=True):
-                if self._line_start:
-                    pieces.append(f"[{time.monotonic() - self.t0:8.1f}s] ")
-                pieces.append(line)
-                self._line_start = line.endswith(("\n", "\r"))
-            out.write("".join(pieces))
-            out.flush()
-        except (OSError, ValueError):
-            self.echo = ECHO_OFF  # a closed console must not stop the benchmark
+            self._timed(os.pread(fd, count, offset))
+        except (OSError, ValueError, AttributeError):
+            self.mode = ECHO_OFF  # a closed or unusual console must not stop the benchmark
+
+    def _timed(self, chunk: bytes) -> None:
+        pieces = []
+        for line in self._decoder.decode(chunk).splitlines(keepends=True):
+            if self._line_start:
+                pieces.append(f"[{time.monotonic() - self.t0:8.1f}s] ")
+            pieces.append(line)
+            self._line_start = line.endswith(("\n", "\r"))
+        sys.stdout.write("".join(pieces))
+        sys.stdout.flush()
 
 
 def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sampler]) -> RunOutcome:
@@ -179,7 +225,9 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
     spawn_floor_kib = proctree.own_hwm_kib()
     started_at = utc_now()
     t0 = time.monotonic()
-    with open(request.log_path, "wb") as log:
+    log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    read_fd = os.open(request.log_path, os.O_RDONLY)
+    try:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", request.command],
             cwd=request.cwd,
@@ -196,15 +244,19 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
         sampling = SamplingThread(samplers, request.sample_interval_s, request.timeline_path,
                                   task_pids, on_tick=supervisor.reap_orphans)
         sampling.start()
-        pump = _Pump(proc.stdout.fileno(), log, request.echo, t0)
+        pump = _Pump(proc.stdout.fileno(), log_fd)
         pump.start()
         waited: dict[str, Any] = {}
         waiter = threading.Thread(target=_wait, args=(proc, supervisor, waited), daemon=True)
         waiter.start()
-        timed_out, interrupted_by = _drive(request, pump, scraper, supervisor, t0)
+        reader = _LogReader(read_fd, scraper, _Echo(request.echo, t0))
+        timed_out, interrupted_by = _drive(request, pump, reader, supervisor, t0)
         waiter.join()
         pump.join()
         proc.stdout.close()
+    finally:
+        os.close(log_fd)
+        os.close(read_fd)
     sampling.stop()
     supervisor.reap_orphans()
     duration = time.monotonic() - t0
@@ -242,10 +294,49 @@ def _wait(proc: subprocess.Popen[bytes], supervisor: _Supervisor, out: dict[str,
     supervisor.end_leftovers()
 
 
+class _LogReader:
+    """Follows the log as the pump writes it: echoes every new byte and scrapes whole lines.
+
+    Lines are scraped in place, from a read-only memory map of the new part of the file (the
+    page cache the pump just filled), so the output is never copied into Python objects.
+    """
+
+    def __init__(self, fd: int, scraper: Scraper, echo: _Echo) -> None:
+        self.fd = fd
+        self.scraper = scraper
+        self.echo = echo
+        self.seen = 0  # bytes echoed
+        self.scanned = 0  # bytes of whole lines scraped
+
+    def catch_up(self, written: int) -> None:
+        """Echo up to *written* and scrape every whole line before it."""
+        self.echo.send(self.fd, self.seen, written - self.seen)
+        self.seen = max(self.seen, written)
+        if written <= self.scanned:
+            return
+        base = self.scanned - self.scanned % mmap.ALLOCATIONGRANULARITY
+        with mmap.mmap(self.fd, written - base, access=mmap.ACCESS_READ, offset=base) as view:
+            start, end = self.scanned - base, written - base
+            cut = view.rfind(b"\n", start, end) + 1
+            if cut == 0 and end - start > MAX_LINE_BYTES:
+                cut = end  # one gigantic "line": scrape it in pieces
+            if cut > start:
+                self.scraper.scan_lines(view, start, cut)
+                self.scanned = base + cut
+
+    def finish(self, written: int) -> None:
+        """Scrape the last line, which may lack its newline."""
+        self.catch_up(written)
+        if self.scanned < written:
+            tail = os.pread(self.fd, written - self.scanned, self.scanned) + b"\n"
+            self.scraper.scan_lines(tail, 0, len(tail))
+            self.scanned = written
+
+
 def _drive(
-    request: RunRequest, pump: _Pump, scraper: Scraper, supervisor: _Supervisor, t0: float
+    request: RunRequest, pump: _Pump, reader: _LogReader, supervisor: _Supervisor, t0: float
 ) -> tuple[bool, str | None]:
-    """Scrape queued output until EOF, enforcing the timeout and forwarding signals."""
+    """Scrape the log as it grows until EOF, enforcing the timeout and forwarding signals."""
     state: dict[str, Any] = {"signal": None}
 
     def forward(signum: int, frame: Any) -> None:
@@ -257,14 +348,11 @@ def _drive(
     deadline = None if request.timeout_s is None else t0 + request.timeout_s
     try:
         while True:
-            try:
-                chunk = pump.chunks.get(timeout=0.1)
-            except queue.Empty:
-                chunk = b""
-            if chunk is None:
+            written, done = pump.wait(reader.seen, 0.1)
+            if done:
+                reader.finish(written)
                 break
-            if chunk:
-                scraper.feed(chunk)
+            reader.catch_up(written)
             if deadline is not None and not timed_out and time.monotonic() > deadline:
                 timed_out = True
                 supervisor.terminate(signal.SIGTERM)

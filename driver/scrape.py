@@ -22,6 +22,7 @@ matches start at the same place all keep it.
 from __future__ import annotations
 
 import math
+import mmap
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Sequence
@@ -67,6 +68,10 @@ class MetricMatches:
             self.unparsed_examples.append((text or b"").decode("utf-8", "replace"))
 
 
+#: What the scraper scans: bytes, or a read-only memory map of the log (same find/rfind, and the
+#: re module reads both without copying).
+Buffer = bytes | mmap.mmap
+
 #: Offsets of a pattern's literal in the range being scanned; None for a pattern without one.
 Hits = list[int] | None
 
@@ -99,7 +104,7 @@ class _Pattern:
             except re.error:  # e.g. global inline flags, which must stay at the very start
                 self.fast, self.anchored = None, False
 
-    def texts(self, buf: bytes, start: int, end: int, hits: Hits) -> list[bytes | None]:
+    def texts(self, buf: Buffer, start: int, end: int, hits: Hits) -> list[bytes | None]:
         """The captured text of the first match on each line of ``buf[start:end]``.
 
         ``start`` is 0 or just after a newline; ``end`` is just after a newline. *hits* are the
@@ -113,7 +118,7 @@ class _Pattern:
         return [text for _, text in self._located(how, buf, start, end, hits)]
 
     def positioned(
-        self, buf: bytes, start: int, end: int, hits: Hits
+        self, buf: Buffer, start: int, end: int, hits: Hits
     ) -> list[tuple[int, bytes | None]]:
         """Like :meth:`texts`, with the offset in *buf* where each captured number starts."""
         how = self._plan(start, hits)
@@ -134,7 +139,7 @@ class _Pattern:
         return "fast"
 
     def _located(
-        self, how: str, buf: bytes, start: int, end: int, hits: Hits
+        self, how: str, buf: Buffer, start: int, end: int, hits: Hits
     ) -> list[tuple[int, bytes | None]]:
         if how == "sparse":
             assert hits is not None
@@ -142,7 +147,7 @@ class _Pattern:
         return self._per_line(buf, start, end) if how == "lines" else []
 
     def _sparse(
-        self, buf: bytes, start: int, end: int, hits: list[int]
+        self, buf: Buffer, start: int, end: int, hits: list[int]
     ) -> list[tuple[int, bytes | None]]:
         """Search only the lines that hold the literal (all of them, or past the first hits)."""
         assert self.literal is not None
@@ -159,7 +164,7 @@ class _Pattern:
                 out.append((m.start(g), m.group(g)))
         return out
 
-    def _per_line(self, buf: bytes, start: int, end: int) -> list[tuple[int, bytes | None]]:
+    def _per_line(self, buf: Buffer, start: int, end: int) -> list[tuple[int, bytes | None]]:
         out = []
         find, search, g = buf.find, self.exact.search, self.group
         line_start = start
@@ -171,7 +176,7 @@ class _Pattern:
             line_start = line_end
         return out
 
-    def start_on_line(self, buf: bytes, at: int) -> int:
+    def start_on_line(self, buf: Buffer, at: int) -> int:
         """Where this pattern's match starts on the line holding offset *at*."""
         line_start = buf.rfind(NEWLINE, 0, at) + 1
         line_end = buf.find(NEWLINE, at) + 1 or len(buf)
@@ -213,6 +218,11 @@ class Scraper:
             self._scan(data, 0, cut + 1)
         self._pending = data[cut + 1 :]
 
+    def scan_lines(self, buf: Buffer, start: int, end: int) -> None:
+        """Scrape the whole lines in ``buf[start:end]`` in place (bytes, or a memory map):
+        *start* is 0 or follows a newline, *end* follows one (or ends the output)."""
+        self._scan(buf, start, end)
+
     def close(self) -> dict[str, MetricMatches]:
         """Scan the last line (even without a final newline) and return the matches per metric."""
         if self._pending:
@@ -221,7 +231,7 @@ class Scraper:
             self._pending = b""
         return self.found
 
-    def _scan(self, buf: bytes, start: int, end: int) -> None:
+    def _scan(self, buf: Buffer, start: int, end: int) -> None:
         hits: dict[bytes | None, Hits] = {None: None}
         for p in self._patterns:  # one search per distinct literal, shared by its patterns
             if p.literal is not None and p.literal not in hits:
@@ -235,7 +245,7 @@ class Scraper:
                 sink.add(found)
 
     def _resolve_collisions(
-        self, buf: bytes, start: int, end: int, texts: list[list[bytes | None]], hits: list[Hits]
+        self, buf: Buffer, start: int, end: int, texts: list[list[bytes | None]], hits: list[Hits]
     ) -> None:
         """Where two patterns captured the same number, keep it for the earlier-starting match.
 
@@ -268,7 +278,7 @@ class Scraper:
                 texts[i] = [text for at, text in found[i] if at not in gone]
 
 
-def _find_up_to(buf: bytes, literal: bytes, start: int, end: int, limit: int) -> list[int]:
+def _find_up_to(buf: Buffer, literal: bytes, start: int, end: int, limit: int) -> list[int]:
     """Offsets of *literal* in ``buf[start:end]``, no more than *limit* of them: a frequent
     literal is settled within a few hundred bytes instead of a pass over the block."""
     found: list[int] = []
@@ -282,7 +292,7 @@ def _find_up_to(buf: bytes, literal: bytes, start: int, end: int, limit: int) ->
     return found
 
 
-def _all_hits(buf: bytes, literal: bytes, start: int, end: int, first: list[int]) -> Iterator[int]:
+def _all_hits(buf: Buffer, literal: bytes, start: int, end: int, first: list[int]) -> Iterator[int]:
     """*first*, then the literal's further offsets if *first* stopped at its limit."""
     yield from first
     if len(first) > SPARSE_OCCURRENCES:

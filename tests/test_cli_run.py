@@ -51,7 +51,7 @@ def test_known_log_gives_flat_result_and_record(train, cli):
     assert result["torch.train.training_time.daily"] == 20.0  # not 40: 'total time cost' excluded
     assert result["torch.train.validation_accuracy.daily"] == 0.8
     assert "torch.train.absent.daily" not in result
-    assert result["torch.train.cpu_memory_usage.daily"] > 1
+    assert result["torch.train.cpu_memory_usage.daily"] > 0  # accuracy: test_peak_memory_*
     record = run.record
     assert record["schema"] == "bench-driver/run-record" and record["schema_version"] == 1
     assert record["status"] == "ok" and record["exit_code"] == 0
