@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sample-interval", type=float, default=0.1,
                      help="seconds between memory samples (default 0.1)")
     run.add_argument("--quiet", action="store_true", help="do not echo the task's output")
+    run.add_argument("--plot", choices=("auto", "always", "never"), default="auto",
+                     help="draw timeline.png: auto = runs of 10 s or more, when matplotlib is "
+                     "installed (default)")
     _add_repeat_options(run)
     run.set_defaults(handler=_run)
 
@@ -182,7 +185,8 @@ def _run_options(args: argparse.Namespace, task: TaskSpec) -> RunOptions:
         echo=ECHO_OFF if args.quiet else (ECHO_TIMED if sys.stdout.isatty() else ECHO_PLAIN),
         runs_dir=args.runs_dir,
         seed=args.seed,
-        report=ReportSettings(args.output, args.framework or task.framework, args.metrics_suffix),
+        report=ReportSettings(args.output, args.framework or task.framework, args.metrics_suffix,
+                              plot=args.plot),
     )
 
 

@@ -7,7 +7,8 @@ Two ways to declare metrics, mixable in one task:
 * one table per metric: ``[[tasks.NAME.metric]]`` with ``name``, ``pattern``, ``compute_method``
   and optionally ``optional``, ``unit``, ``direction`` (``"higher"`` or ``"lower"`` is better).
 
-``[defaults]`` is inherited by every task (``params`` and ``env`` tables merge key by key).
+``[defaults]`` is inherited by every task, and ``extends = "other_task"`` inherits another task's
+table (``params`` and ``env`` tables merge key by key; the task's own keys win).
 Commands take named parameters ``{epochs}``: defaults in ``[tasks.NAME.params]``, overridden by
 ``--set epochs=2``; every value is shell-quoted on substitution. Built-in parameters: ``{python}``
 (this interpreter), ``{num_gpus}``, ``{seed}``, ``{repetition}``, ``{run_dir}``.
@@ -34,7 +35,7 @@ DEFAULT_CONFIG = "task_config.toml"
 TOP_LEVEL_KEYS = ("defaults", "tasks", "experiments", "plugin_dirs")
 TASK_KEYS = (
     "command_to_execute", "num_gpus", "patterns", "metrics", "compute_method", "optional_metrics",
-    "metric", "params", "timeout", "workers", "framework", "cwd", "env", "description",
+    "metric", "params", "timeout", "workers", "framework", "cwd", "env", "description", "extends",
 )
 METRIC_KEYS = ("name", "pattern", "compute_method", "optional", "unit", "direction")
 BUILTIN_PARAMS = ("python", "num_gpus", "seed", "repetition", "run_dir")
@@ -105,8 +106,23 @@ class TaskConfig:
             raise ConfigError(
                 f"{self.path}: no task {name!r}{did_you_mean(name, self.tasks)}; tasks: {listing}"
             )
-        merged = _merge(self.defaults, self.tasks[name])
-        return _build_task(self.path, name, merged, compute_methods, overrides or {})
+        return _build_task(self.path, name, self._resolve(name, ()), compute_methods,
+                           overrides or {})
+
+    def _resolve(self, name: str, seen: tuple[str, ...]) -> dict[str, Any]:
+        """The task's table over its ``extends`` chain, over ``[defaults]``."""
+        table = self.tasks[name]
+        parent = table.get("extends")
+        if parent is None:
+            return _merge(self.defaults, table)
+        where = f"{self.path}: [tasks.{name}] extends = {parent!r}"
+        if not isinstance(parent, str) or parent not in self.tasks:
+            raise ConfigError(f"{where}: no such task{did_you_mean(str(parent), self.tasks)}")
+        if parent in seen + (name,):
+            raise ConfigError(f"{where}: a cycle ({' -> '.join(seen + (name, parent))})")
+        merged = _merge(self._resolve(parent, seen + (name,)), table)
+        del merged["extends"]
+        return merged
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:

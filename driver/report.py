@@ -17,6 +17,7 @@ class ReportSettings:
     framework: str | None = None
     metrics_suffix: str | None = None
     stream: TextIO | None = None  # where console reporters write (stderr by default)
+    plot: str = "auto"  # timeline.png: "auto" (long runs), "always" or "never"
 
 
 class Reporter(Protocol):

@@ -1,8 +1,10 @@
 """Draws each run's timeline.csv as timeline.png, when matplotlib is installed.
 
-Runs shorter than :data:`MIN_DURATION_S` are not drawn (a handful of samples says nothing a plot
-would add, and importing matplotlib costs more than such a run); ``bench-driver plot RUN_DIR``
-draws any run on demand. A plot that cannot be drawn is a warning, never a failed run.
+With ``--plot auto`` (the default) runs shorter than :data:`MIN_DURATION_S` are not drawn:
+importing matplotlib and drawing costs about a second, too much to add to every short run (or to
+each of many repetitions); ``--plot always`` draws every run, ``--plot never`` none, and
+``bench-driver plot RUN_DIR`` draws any run later. A plot that cannot be drawn is a warning,
+never a failed run.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from driver.hookspecs import hookimpl
 from driver.report import ReportSettings
 from driver.results import RunRecord
 
-MIN_DURATION_S = 2.0
+MIN_DURATION_S = 10.0
 
 
 class TimelinePlot:
     """Writes ``RUN_DIR/timeline.png`` beside ``timeline.csv``."""
 
     def report(self, record: RunRecord, settings: ReportSettings) -> None:
-        if record.duration_s < MIN_DURATION_S or importlib.util.find_spec("matplotlib") is None:
+        if settings.plot == "never" or importlib.util.find_spec("matplotlib") is None:
+            return
+        if settings.plot == "auto" and record.duration_s < MIN_DURATION_S:
             return
         from driver.plot import plot_timeline
 

@@ -152,3 +152,24 @@ def test_bad_toml_and_missing_file(tmp_path: Path, write_config):
 def test_builtin_parameter_cannot_be_redeclared(write_config):
     message = error(write_config, GOOD.replace("epochs = 10", "seed = 10"))
     assert "params.seed: 'seed' is a built-in parameter" in message
+
+
+def test_extends_inherits_and_overrides(write_config):
+    text = GOOD + """
+[tasks.train_big]
+extends = "train"
+num_gpus = 8
+[tasks.train_big.params]
+batch = 256
+"""
+    spec = task(write_config, text, name="train_big")
+    assert spec.num_gpus == 8 and spec.timeout_s == 60.0
+    assert spec.params == {"batch": 256, "epochs": 10, "name": "run one"}
+    assert [m.name for m in spec.metrics] == ["speed", "accuracy", "loss"]
+
+
+def test_extends_unknown_or_cyclic(write_config):
+    message = error(write_config, GOOD + "[tasks.b]\nextends = 'trian'\n", name="b")
+    assert "[tasks.b] extends = 'trian': no such task (did you mean 'train'?)" in message
+    cyclic = GOOD + "[tasks.a]\nextends = 'b'\n[tasks.b]\nextends = 'a'\n"
+    assert "a cycle (a -> b -> a)" in error(write_config, cyclic, name="a")

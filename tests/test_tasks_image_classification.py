@@ -1,5 +1,5 @@
 """tasks/image_classification.py run as real subprocesses on the CPU, scraped with the patterns
-of tasks/image_classification.toml: log format, seeds, gloo DDP, torch.compile, and the digits
+of its tasks in task_config.toml: log format, seeds, gloo DDP, torch.compile, and the digits
 task (>= 95%) run through the bench-driver CLI."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import pickle
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -25,8 +24,21 @@ if importlib.util.find_spec("torch") is None or importlib.util.find_spec("sklear
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "tasks" / "image_classification.py"
-TOML = REPO / "tasks" / "image_classification.toml"
-TASKS: dict[str, Any] = tomllib.loads(TOML.read_text())["tasks"]
+TOML = REPO / "task_config.toml"
+IMAGE_TASKS = ("digits_mlp", "resnet18_cifar10", "resnet50_cifar10", "resnet50_cifar10_compiled")
+
+
+def _resolved_tasks() -> dict[str, Any]:
+    """The image tasks as the driver resolves them (``extends`` and ``[defaults]`` applied)."""
+    from driver.config import load_config
+    from driver.plugins import load_plugins
+
+    config = load_config(TOML)
+    methods = load_plugins(autoload=False).registry("compute_methods")
+    return {name: config.task(name, methods) for name in IMAGE_TASKS}
+
+
+TASKS: dict[str, Any] = _resolved_tasks()
 OLD_METRICS = {"speed": "average", "training_accuracy": "last", "validation_accuracy": "last",
                "training_time": "total"}
 BUILTIN_PARAMS = {"python", "num_gpus", "seed", "repetition", "run_dir"}
@@ -58,11 +70,11 @@ def run_script(*args: str, summary: Path | None = None, check: bool = True
 
 def scrape(task: str, text: str) -> dict[str, list[float]]:
     """What the driver reads: each pattern's first match per line, ``float()`` of its group."""
-    table = TASKS[task]
-    compiled = [re.compile(p, re.MULTILINE) for p in table["patterns"]]
-    found: dict[str, list[float]] = {name: [] for name in table["metrics"]}
+    metrics = TASKS[task].metrics
+    compiled = [re.compile(m.pattern, re.MULTILINE) for m in metrics]
+    found: dict[str, list[float]] = {m.name: [] for m in metrics}
     for line in text.splitlines():
-        for name, pattern in zip(table["metrics"], compiled):
+        for name, pattern in zip([m.name for m in metrics], compiled):
             m = pattern.search(line)
             if m:
                 found[name].append(float(m.group(1)))
@@ -92,21 +104,19 @@ def write_fake_cifar10(root: Path, per_file: int = 16) -> None:
         (folder / name).write_bytes(pickle.dumps(batch))
 
 
-def test_toml_declares_the_four_tasks_with_the_old_metric_set() -> None:
-    assert set(TASKS) == {"digits_mlp", "resnet18_cifar10", "resnet50_cifar10",
-                          "resnet50_cifar10_compiled"}
-    for name, table in TASKS.items():
-        assert dict(zip(table["metrics"], table["compute_method"])) == OLD_METRICS, name
-        assert len(table["patterns"]) == len(table["metrics"])
-        assert all(re.compile(p).groups == 1 for p in table["patterns"]), name
-        assert all(p.startswith("^") for p in table["patterns"]), name
-        placeholders = set(re.findall(r"\{(\w+)\}", table["command_to_execute"]))
-        assert placeholders <= set(table["params"]) | BUILTIN_PARAMS, name
-        assert set(table["params"]) <= placeholders, f"{name}: unused params"
-    assert TASKS["digits_mlp"]["num_gpus"] == 0
-    assert TASKS["resnet50_cifar10"]["num_gpus"] == 8
-    assert TASKS["resnet50_cifar10_compiled"]["num_gpus"] == 8
-    assert "--compile" in TASKS["resnet50_cifar10_compiled"]["command_to_execute"]
+def test_config_declares_the_four_tasks_with_the_old_metric_set() -> None:
+    for name, spec in TASKS.items():
+        assert {m.name: m.compute_method for m in spec.metrics} == OLD_METRICS, name
+        assert all(re.compile(m.pattern).groups == 1 for m in spec.metrics), name
+        assert all(m.pattern.startswith("^") for m in spec.metrics), name
+        placeholders = set(re.findall(r"\{(\w+)\}", spec.command))
+        assert placeholders <= set(spec.params) | BUILTIN_PARAMS, name
+        assert set(spec.params) <= placeholders, f"{name}: unused params"
+    assert TASKS["digits_mlp"].num_gpus == 0
+    assert TASKS["resnet50_cifar10"].num_gpus == 8
+    assert TASKS["resnet50_cifar10_compiled"].num_gpus == 8
+    assert "--compile" in TASKS["resnet50_cifar10_compiled"].command
+    assert "--compile" not in TASKS["resnet50_cifar10"].command
 
 
 # (model, dataset, TOML task whose patterns scrape it); covers every model and every dataset.
@@ -232,7 +242,7 @@ def test_digits_mlp_task_through_the_driver_cli_reaches_95_percent(tmp_path: Pat
     assert done.returncode == 0, done.stderr[-3000:]
     flat = json.loads(result.read_text())
     logged = scrape("digits_mlp", done.stdout)  # the driver echoes the task's output
-    assert len(logged["validation_accuracy"]) == TASKS["digits_mlp"]["params"]["epochs"]
+    assert len(logged["validation_accuracy"]) == TASKS["digits_mlp"].params["epochs"]
     assert flat["digits_mlp.validation_accuracy"] == logged["validation_accuracy"][-1] >= 0.95
     assert flat["digits_mlp.training_time"] == pytest.approx(sum(logged["training_time"]))
     assert flat["digits_mlp.speed"] == pytest.approx(sum(logged["speed"]) / len(logged["speed"]))

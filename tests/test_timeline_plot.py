@@ -1,4 +1,4 @@
-"""Runs long enough to be worth a picture get timeline.png automatically (matplotlib installed)."""
+"""timeline.png: drawn for long runs (or with --plot always), and on demand by `plot`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_run_draws_its_timeline(write_config, cli):
         metrics = ['speed']
         compute_method = ['last']
     """)
-    run = cli("--task-name", "mem")
+    run = cli("--task-name", "mem", "--plot", "always")
     assert run.returncode == 0, run.stderr
     run_dir = run.cwd / run.record["run_dir"]
     rows = list(csv.DictReader(open(run_dir / "timeline.csv")))
@@ -25,7 +25,7 @@ def test_run_draws_its_timeline(write_config, cli):
     assert image.startswith(b"\x89PNG")
 
 
-def test_short_runs_are_not_drawn_but_plot_draws_on_demand(write_config, cli):
+def test_short_runs_are_not_drawn_automatically_but_plot_draws_on_demand(write_config, cli):
     write_config("[tasks.t]\ncommand_to_execute = 'echo hi'\n")
     run = cli("--task-name", "t")
     run_dir = run.cwd / run.record["run_dir"]
