@@ -18,11 +18,12 @@ import csv
 import io
 import os
 import sys
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence, TextIO
+
+from driver.results import write_text_atomic
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 STAT_COLUMNS = ("n", "median", "mean", "std", "min", "max")
@@ -39,22 +40,6 @@ class JUnitCase:
     failure: str | None = None
     skipped: str | None = None
     detail: str = ""
-
-
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write *text* to *path* through a temporary file and a rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def set_label(summary: Mapping[str, Any]) -> str:

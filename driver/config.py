@@ -22,7 +22,7 @@ import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping
+from typing import Any, Collection, Mapping, Sequence
 
 from driver.errors import ConfigError, did_you_mean
 
@@ -158,13 +158,15 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:
     )
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    """``["epochs=2", ...]`` from ``--set`` -> ``{"epochs": "2"}``."""
+def parse_overrides(
+    pairs: Sequence[str], flag: str = "--set", example: str = "epochs=2"
+) -> dict[str, str]:
+    """``["epochs=2", ...]`` from ``--set`` (or another NAME=VALUE flag) -> ``{"epochs": "2"}``."""
     found = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {pair!r}: expected NAME=VALUE, for example --set epochs=2")
+            raise ConfigError(f"{flag} {pair!r}: expected NAME=VALUE, for example {flag} {example}")
         found[key.strip()] = value
     return found
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from driver import results
 from driver.benchmark import RunOptions, exit_code_for, run_benchmark
-from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec
+from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, parse_overrides
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError, did_you_mean
 from driver.plugins import Plugins
 from driver.stats import (FINISHED, SCHEMA_VERSION, SUMMARY_SCHEMA, flat_from_summary,
@@ -489,10 +489,4 @@ def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:
 
 def parse_fix(pairs: Sequence[str]) -> dict[str, str]:
     """``["searcher=rea"]`` from ``--fix`` -> ``{"searcher": "rea"}``."""
-    found = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--fix {pair!r}: expected KEY=VALUE, e.g. --fix searcher=rea")
-        found[key.strip()] = value
-    return found
+    return parse_overrides(pairs, "--fix", "searcher=rea")

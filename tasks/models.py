@@ -22,17 +22,15 @@ def _conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Mod
     return [conv, nn.BatchNorm2d(c_out)]
 
 
-class BasicBlock(nn.Module):
-    """Two 3x3 convolutions with an identity (or 1x1 projection) shortcut: ResNet-18/34."""
+class _Residual(nn.Module):
+    """``relu(body(x) + shortcut(x))``: subclasses build ``body``; the shortcut is an identity, or a
+    1x1 projection where the shape changes."""
 
     expansion = 1
 
-    def __init__(self, c_in: int, width: int, stride: int) -> None:
+    def __init__(self, body: nn.Sequential, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
-        c_out = width * self.expansion
-        self.body = nn.Sequential(
-            *_conv_bn(c_in, width, 3, stride), nn.ReLU(inplace=True), *_conv_bn(width, c_out, 3)
-        )
+        self.body = body
         self.shortcut = _shortcut(c_in, c_out, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -40,24 +38,32 @@ class BasicBlock(nn.Module):
         return torch.relu(self.body(x) + self.shortcut(x))
 
 
-class Bottleneck(nn.Module):
+class BasicBlock(_Residual):
+    """Two 3x3 convolutions with a shortcut: ResNet-18/34."""
+
+    expansion = 1
+
+    def __init__(self, c_in: int, width: int, stride: int) -> None:
+        c_out = width * self.expansion
+        body = nn.Sequential(
+            *_conv_bn(c_in, width, 3, stride), nn.ReLU(inplace=True), *_conv_bn(width, c_out, 3)
+        )
+        super().__init__(body, c_in, c_out, stride)
+
+
+class Bottleneck(_Residual):
     """1x1 reduce, 3x3 (strided), 1x1 expand by 4, with a shortcut: ResNet-50/101/152."""
 
     expansion = 4
 
     def __init__(self, c_in: int, width: int, stride: int) -> None:
-        super().__init__()
         c_out = width * self.expansion
-        self.body = nn.Sequential(
+        body = nn.Sequential(
             *_conv_bn(c_in, width, 1), nn.ReLU(inplace=True),
             *_conv_bn(width, width, 3, stride), nn.ReLU(inplace=True),
             *_conv_bn(width, c_out, 1),
         )
-        self.shortcut = _shortcut(c_in, c_out, stride)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Residual sum, then ReLU."""
-        return torch.relu(self.body(x) + self.shortcut(x))
+        super().__init__(body, c_in, c_out, stride)
 
 
 def _shortcut(c_in: int, c_out: int, stride: int) -> nn.Module:

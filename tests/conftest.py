@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,21 @@ def cli(tmp_path: Path):
 def script(name: str) -> str:
     """Path of a test workload script in tests/scripts, for use in a command."""
     return str(SCRIPTS / name)
+
+
+class TickCounter:
+    """Lets a test wait for the sampling thread's next ticks instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def tick(self) -> None:
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait(self, ticks: int) -> None:
+        with self.changed:
+            target = self.count + ticks
+            assert self.changed.wait_for(lambda: self.count >= target, timeout=60)

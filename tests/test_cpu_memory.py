@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from conftest import TickCounter
 from driver import proctree
 from driver.sampling import RunExit, SamplingThread
 from plugins.cpu_memory import CpuMemorySampler
@@ -115,26 +115,8 @@ def memory_tree(tmp_path: Path) -> Iterator[MemoryTree]:
     tree.close()
 
 
-class Ticks:
-    """Waits for the sampling thread's ticks."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.changed = threading.Condition()
-
-    def tick(self) -> None:
-        with self.changed:
-            self.count += 1
-            self.changed.notify_all()
-
-    def wait(self, n: int) -> None:
-        with self.changed:
-            target = self.count + n
-            assert self.changed.wait_for(lambda: self.count >= target, timeout=60)
-
-
-def sample(tree: MemoryTree, sampler: CpuMemorySampler) -> tuple[SamplingThread, Ticks]:
-    ticks = Ticks()
+def sample(tree: MemoryTree, sampler: CpuMemorySampler) -> tuple[SamplingThread, TickCounter]:
+    ticks = TickCounter()
     thread = SamplingThread([sampler], 0.1, None, tree.pids, ticks.tick)
     thread.start()
     return thread, ticks

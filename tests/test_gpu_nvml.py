@@ -7,12 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from conftest import TickCounter
 from driver import proctree
 from driver.errors import ConfigError
 from driver.nvml import MODULE_ENV
@@ -297,24 +297,6 @@ def test_running_stats_merge_equals_one_stream() -> None:
     assert (merged.n, merged.max) == (one.n, one.max)
     assert merged.mean == pytest.approx(one.mean) and merged.std == pytest.approx(one.std)
     assert RunningStats().figures("task", "mib") == {}
-
-
-class TickCounter:
-    """Lets a test wait for the sampling thread's next ticks instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.changed = threading.Condition()
-
-    def tick(self) -> None:
-        with self.changed:
-            self.count += 1
-            self.changed.notify_all()
-
-    def wait(self, ticks: int) -> None:
-        with self.changed:
-            target = self.count + ticks
-            assert self.changed.wait_for(lambda: self.count >= target, timeout=60)
 
 
 # End to end: the real CLI in a subprocess, the fake binding injected at the NVML boundary.
