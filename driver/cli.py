@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(listing)
     listing.set_defaults(handler=_list)
 
-    check = sub.add_parser("check", help="validate every task (or --task-name) without running")
+    check = sub.add_parser("check", help="validate every task and experiment (or --task-name) "
+                           "without running anything")
     _add_config_options(check)
     check.add_argument("--task-name", action="append", help="only these tasks")
     check.set_defaults(handler=_check)
@@ -158,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
                        parse_overrides(pairs))
     options = _run_options(args, task)
     if args.repetitions is not None or args.warmup is not None:
-        from driver.experiment import main_repeated
+        from driver.repeat import main_repeated
 
         return main_repeated(args, task, options, plugins)  # type: ignore[arg-type]
     record = run_benchmark(task, options, plugins)  # type: ignore[arg-type]
@@ -264,7 +265,14 @@ def _check(args: argparse.Namespace) -> int:
     names = args.task_name or list(config.tasks)  # type: ignore[attr-defined]
     for name in names:
         config.task(name, methods)  # type: ignore[attr-defined]
-    print(f"{args.config}: {len(names)} task(s) OK")
+    experiments = [] if args.task_name else list(config.experiments)  # type: ignore[attr-defined]
+    if experiments:
+        from driver.experiment import build_variants, load_experiment, select_points
+
+        for name in experiments:
+            spec = load_experiment(config, name, methods)  # type: ignore[arg-type]
+            build_variants(config, spec, methods, {}, select_points(spec))  # type: ignore[arg-type]
+    print(f"{args.config}: {len(names)} task(s) and {len(experiments)} experiment(s) OK")
     return 0
 
 

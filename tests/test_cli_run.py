@@ -198,4 +198,15 @@ def test_signal_is_forwarded_tree_reaped_partial_result_written(tmp_path, write_
 
 def test_list_check_and_python_m(train, cli):
     assert cli("list").stdout.split() == ["train"]
-    assert "1 task(s) OK" in cli("check").stdout
+    assert "1 task(s) and 0 experiment(s) OK" in cli("check").stdout
+
+
+def test_check_validates_experiments_too(train, cli):
+    text = train.read_text() + "\n[experiments.sweep]\ntask = 'train'\n" \
+        "[experiments.sweep.matrix]\ncod = [0, 1]\n"
+    train.write_text(text)
+    run = cli("check")
+    assert run.returncode == 3
+    assert "cod" in run.stderr and "did you mean 'code'" in run.stderr
+    train.write_text(text.replace("cod = [0, 1]", "code = [0, 1]"))
+    assert "1 task(s) and 1 experiment(s) OK" in cli("check").stdout
