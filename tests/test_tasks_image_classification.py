@@ -246,3 +246,25 @@ def test_digits_mlp_task_through_the_driver_cli_reaches_95_percent(tmp_path: Pat
     assert flat["digits_mlp.validation_accuracy"] == logged["validation_accuracy"][-1] >= 0.95
     assert flat["digits_mlp.training_time"] == pytest.approx(sum(logged["training_time"]))
     assert flat["digits_mlp.speed"] == pytest.approx(sum(logged["speed"]) / len(logged["speed"]))
+
+
+@pytest.mark.parametrize("task", ["resnet18_cifar10", "resnet50_cifar10",
+                                  "resnet50_cifar10_compiled"])
+def test_cifar_task_toy_mode_through_the_driver_cli(task: str, tmp_path: Path) -> None:
+    """Each CIFAR task as documented for a CPU: --num-gpus 0 and synthetic data, tiny sizes; the
+    driver's result equals what the script logged."""
+    result = tmp_path / "result.json"
+    cmd = [sys.executable, "-m", "driver", "--config", str(TOML), "--task-name", task,
+           "--num-gpus", "0", "--set", "dataset=synthetic", "--set", "epochs=1",
+           "--set", "batches_per_epoch=2", "--set", "batch_size=4", "--set", "log_interval=1",
+           "--output", str(result), "--runs-dir", str(tmp_path / "runs")]
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=TIMEOUT_S,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    flat = json.loads(result.read_text())
+    logged = scrape(task, done.stdout)
+    assert flat[f"{task}.training_accuracy"] == logged["training_accuracy"][-1]
+    assert flat[f"{task}.validation_accuracy"] == logged["validation_accuracy"][-1]
+    assert flat[f"{task}.training_time"] == pytest.approx(sum(logged["training_time"]))
+    assert flat[f"{task}.speed"] == pytest.approx(sum(logged["speed"]) / len(logged["speed"]))
+    assert flat[f"{task}.cpu_memory_usage"] > 100  # torch alone is far above that
