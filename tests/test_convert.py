@@ -272,12 +272,6 @@ def test_converted_tasks_load_in_the_driver_and_render_the_old_command(tmp_path)
             loaded.task(name, methods)
 
 
-def _cli_has_convert_cfg() -> bool:
-    cli = REPO / "driver" / "cli.py"
-    return cli.exists() and "convert-cfg" in cli.read_text(encoding="utf-8")
-
-
-@pytest.mark.skipif(not _cli_has_convert_cfg(), reason="driver/cli.py has no convert-cfg yet")
 def test_cli_convert_cfg_end_to_end(tmp_path):
     out = tmp_path / "task_config.toml"
     proc = subprocess.run([sys.executable, "-m", "driver", "convert-cfg", str(FIXTURE),
