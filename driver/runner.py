@@ -250,8 +250,7 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
         waiter = threading.Thread(target=_wait, args=(proc, supervisor, waited), daemon=True)
         waiter.start()
         reader = _LogReader(read_fd, scraper, _Echo(request.echo, t0))
-        timed_out, interrupted_by = _drive(request, pump, reader, supervisor, t0)
-        waiter.join()
+        timed_out, interrupted_by = _drive(request, pump, reader, supervisor, waiter, t0)
         pump.join()
         proc.stdout.close()
     finally:
@@ -334,9 +333,16 @@ class _LogReader:
 
 
 def _drive(
-    request: RunRequest, pump: _Pump, reader: _LogReader, supervisor: _Supervisor, t0: float
+    request: RunRequest,
+    pump: _Pump,
+    reader: _LogReader,
+    supervisor: _Supervisor,
+    waiter: threading.Thread,
+    t0: float,
 ) -> tuple[bool, str | None]:
-    """Scrape the log as it grows until EOF, enforcing the timeout and forwarding signals."""
+    """Scrape the log as it grows until the output ends *and* the command has exited, enforcing
+    the timeout and forwarding signals the whole time (a command may close its output early and
+    keep running)."""
     state: dict[str, Any] = {"signal": None}
 
     def forward(signum: int, frame: Any) -> None:
@@ -345,14 +351,17 @@ def _drive(
 
     previous = _install(forward)
     timed_out = False
+    read_all = False
     deadline = None if request.timeout_s is None else t0 + request.timeout_s
     try:
-        while True:
-            written, done = pump.wait(reader.seen, 0.1)
-            if done:
-                reader.finish(written)
-                break
-            reader.catch_up(written)
+        while not (read_all and not waiter.is_alive()):
+            if read_all:
+                waiter.join(0.1)
+            else:
+                written, read_all = pump.wait(reader.seen, 0.1)
+                reader.finish(written) if read_all else reader.catch_up(written)
+                if read_all and pump.error:  # the log cannot be written: stop the benchmark
+                    supervisor.terminate(signal.SIGTERM)
             if deadline is not None and not timed_out and time.monotonic() > deadline:
                 timed_out = True
                 supervisor.terminate(signal.SIGTERM)

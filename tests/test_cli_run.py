@@ -210,3 +210,17 @@ def test_check_validates_experiments_too(train, cli):
     assert "cod" in run.stderr and "did you mean 'code'" in run.stderr
     train.write_text(text.replace("cod = [0, 1]", "code = [0, 1]"))
     assert "1 task(s) and 1 experiment(s) OK" in cli("check").stdout
+
+
+def test_a_command_that_closes_its_output_early_is_still_timed_and_waited_for(
+        tmp_path, write_config, cli):
+    write_config(f"""
+        [tasks.quiet]
+        command_to_execute = "{{python}} {script('close_stdout.py')} 30"
+        patterns = ['value: (\\S+)']
+        metrics = ['value']
+        compute_method = ['last']
+    """)
+    run = cli("--task-name", "quiet", "--timeout", "1.5", "--kill-grace", "0.5")
+    assert run.returncode == 6, run.stderr  # the timeout still applies after EOF
+    assert run.result["quiet.value"] == 7.0
