@@ -16,7 +16,8 @@ from driver.errors import EXIT_INTERNAL, BenchDriverError, ConfigError
 
 if TYPE_CHECKING:
     from driver.benchmark import RunOptions
-    from driver.config import TaskSpec
+    from driver.config import TaskConfig, TaskSpec
+    from driver.plugins import Plugins
 
 SUBCOMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "plot", "experiment", "compare")
 OLD_PARAMETER_FLAGS = ("epochs", "kvstore", "dtype")
@@ -123,7 +124,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-hooks", action="store_true", help="print every hook call")
 
 
-def _load(args: argparse.Namespace) -> tuple[object, object]:
+def _load(args: argparse.Namespace) -> tuple[TaskConfig, Plugins]:
     from driver.config import load_config
     from driver.plugins import TRACE_ENV, load_plugins
 
@@ -151,18 +152,18 @@ def _run(args: argparse.Namespace) -> int:
     if args.experiment is not None:
         from driver.experiment import main_experiment
 
-        return main_experiment(args, config, plugins,  # type: ignore[arg-type]
+        return main_experiment(args, config, plugins,
                                parse_overrides(pairs), lambda task: _run_options(args, task))
     if args.benchmark is not None or args.fix or args.restart:
         raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
-    task = config.task(args.task_name, plugins.registry("compute_methods"),  # type: ignore[attr-defined]
+    task = config.task(args.task_name, plugins.registry("compute_methods"),
                        parse_overrides(pairs))
     options = _run_options(args, task)
     if args.repetitions is not None or args.warmup is not None:
         from driver.repeat import main_repeated
 
-        return main_repeated(args, task, options, plugins)  # type: ignore[arg-type]
-    record = run_benchmark(task, options, plugins)  # type: ignore[arg-type]
+        return main_repeated(args, task, options, plugins)
+    record = run_benchmark(task, options, plugins)
     if args.junit is not None or args.markdown is not None:
         from driver.ci_outputs import publish_run
 
@@ -261,27 +262,27 @@ def _list(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     config, plugins = _load(args)
-    methods = plugins.registry("compute_methods")  # type: ignore[attr-defined]
-    names = args.task_name or list(config.tasks)  # type: ignore[attr-defined]
+    methods = plugins.registry("compute_methods")
+    names = args.task_name or list(config.tasks)
     for name in names:
-        config.task(name, methods)  # type: ignore[attr-defined]
-    experiments = [] if args.task_name else list(config.experiments)  # type: ignore[attr-defined]
+        config.task(name, methods)
+    experiments = [] if args.task_name else list(config.experiments)
     if experiments:
         from driver.experiment import build_variants, load_experiment, select_points
 
         for name in experiments:
-            spec = load_experiment(config, name, methods)  # type: ignore[arg-type]
-            build_variants(config, spec, methods, {}, select_points(spec))  # type: ignore[arg-type]
+            spec = load_experiment(config, name, methods)
+            build_variants(config, spec, methods, {}, select_points(spec))
     print(f"{args.config}: {len(names)} task(s) and {len(experiments)} experiment(s) OK")
     return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:
     _, plugins = _load(args)
-    for name, info in plugins.infos.items():  # type: ignore[attr-defined]
+    for name, info in plugins.infos.items():
         where = f" {info.path}" if info.path else ""
         print(f"{name}  [{info.source}]{where}")
-        for kind, names in plugins.contributions(name).items():  # type: ignore[attr-defined]
+        for kind, names in plugins.contributions(name).items():
             print(f"    {kind}: {', '.join(names)}")
     return 0
 
