@@ -122,7 +122,13 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
         kill_grace_s=options.kill_grace_s, echo=options.echo,
         timeline_path=run_dir / "timeline.csv", sample_interval_s=options.sample_interval_s,
     )
-    outcome = run_command(request, scraper, samplers)
+    try:
+        outcome = run_command(request, scraper, samplers)
+    except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
+        failed = replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
+            f"bench-driver failed during the run: {type(exc).__name__}: {exc}",))
+        results.write_json_atomic(run_dir / "record.json", failed.to_dict())
+        raise
     metrics = reduce_metrics(task.metrics, scraper.close(), methods,
                              ReduceContext(workers_for(task, options.environ)))
     summaries = [_summarise(s, outcome) for s in samplers]

@@ -24,10 +24,11 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from driver import proctree
 from driver.sampling import RunExit, Sampler, SamplingThread, task_pids
@@ -111,6 +112,25 @@ class _Supervisor:
                 return
             time.sleep(0.02)
         proctree.signal_tree(self.pid, task_pids(), proctree.SIGKILL)
+        self.wait_gone(5.0)
+
+    def wait_gone(self, limit_s: float) -> None:
+        """Reap until no process of the tree is left (SIGKILLed ones die at once), or *limit_s*."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            self.reap_orphans()
+            if not [p for p in task_pids() if p != self.pid]:
+                return
+            time.sleep(0.01)
+
+    def abort(self, waiter: threading.Thread) -> None:
+        """The driver itself failed mid-run: end the whole tree (never orphan the workload)."""
+        self.terminate(signal.SIGTERM)
+        waiter.join(self.grace_s)
+        if waiter.is_alive():
+            proctree.signal_tree(self.pid, task_pids(), proctree.SIGKILL)
+            waiter.join(5.0)
+        self.wait_gone(5.0)
 
     def reap_orphans(self) -> None:
         """Reap exited orphans re-parented to the driver, keeping their exact peak RSS."""
@@ -220,14 +240,17 @@ class _Echo:
 
 
 def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sampler]) -> RunOutcome:
-    """Run *request*, feeding its output to *scraper* while *samplers* poll its tree."""
+    """Run *request*, feeding its output to *scraper* while *samplers* poll its tree.
+
+    Whatever happens in the driver meanwhile (an error, Ctrl-C during start-up), the command's
+    whole tree is ended before this returns or raises.
+    """
     proctree.become_subreaper()
     spawn_floor_kib = proctree.own_hwm_kib()
     started_at = utc_now()
     t0 = time.monotonic()
-    log_fd = os.open(request.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    read_fd = os.open(request.log_path, os.O_RDONLY)
-    try:
+    stop = _StopRequests()
+    with stop.installed(), _LogFiles(request.log_path) as log:
         proc = subprocess.Popen(
             ["/bin/sh", "-c", request.command],
             cwd=request.cwd,
@@ -239,24 +262,26 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
             bufsize=0,
         )
         assert proc.stdout is not None
-        _widen_pipe(proc.stdout.fileno())
         supervisor = _Supervisor(proc.pid, request.kill_grace_s)
-        sampling = SamplingThread(samplers, request.sample_interval_s, request.timeline_path,
-                                  task_pids, on_tick=supervisor.reap_orphans)
-        sampling.start()
-        pump = _Pump(proc.stdout.fileno(), log_fd)
-        pump.start()
         waited: dict[str, Any] = {}
         waiter = threading.Thread(target=_wait, args=(proc, supervisor, waited), daemon=True)
         waiter.start()
-        reader = _LogReader(read_fd, scraper, _Echo(request.echo, t0))
-        timed_out, interrupted_by = _drive(request, pump, reader, supervisor, waiter, t0)
-        pump.join()
-        proc.stdout.close()
-    finally:
-        os.close(log_fd)
-        os.close(read_fd)
-    sampling.stop()
+        sampling = SamplingThread(samplers, request.sample_interval_s, request.timeline_path,
+                                  task_pids, on_tick=supervisor.reap_orphans)
+        pump = _Pump(proc.stdout.fileno(), log.write_fd)
+        try:
+            _widen_pipe(proc.stdout.fileno())
+            sampling.start()
+            pump.start()
+            reader = _LogReader(log.read_fd, scraper, _Echo(request.echo, t0))
+            timed_out = _drive(request, pump, reader, supervisor, waiter, stop, t0)
+            pump.join()
+        except BaseException:
+            supervisor.abort(waiter)
+            raise
+        finally:
+            sampling.stop()
+            proc.stdout.close()
     supervisor.reap_orphans()
     duration = time.monotonic() - t0
     errors = list(sampling.errors) + ([pump.error] if pump.error else [])
@@ -266,13 +291,57 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
         ended_at=utc_now(),
         duration_s=round(duration, 6),
         timed_out=timed_out,
-        interrupted_by=interrupted_by,
+        interrupted_by=stop.received,
         exit=RunExit(tuple([waited.get("maxrss_kib", 0)] + supervisor.maxrss_kib),
                      spawn_floor_kib),
         leftovers_killed=supervisor.leftovers_killed,
         sampler_errors=tuple(errors),
         sampler_cost_s=sampling.busy_s,
     )
+
+
+class _LogFiles:
+    """The run's log, open for the pump (writing) and the reader (reading back)."""
+
+    def __init__(self, path: Path) -> None:
+        self.write_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.read_fd = os.open(path, os.O_RDONLY)
+
+    def __enter__(self) -> _LogFiles:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.write_fd)
+        os.close(self.read_fd)
+
+
+class _StopRequests:
+    """SIGINT and SIGTERM to the driver while a command runs, installed before it starts.
+
+    The handler only records the signal; the driving loop forwards it to the tree. (A handler
+    that signalled the tree itself could interrupt the loop while it holds the supervisor's
+    lock, and deadlock.)
+    """
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._pending: list[int] = []
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signal.Signals(signum).name
+        self._pending.append(signum)
+
+    def take(self) -> int | None:
+        """The oldest signal not yet forwarded, if any."""
+        return self._pending.pop(0) if self._pending else None
+
+    @contextmanager
+    def installed(self) -> Iterator[_StopRequests]:
+        previous = _install(self._handle)
+        try:
+            yield self
+        finally:
+            _restore(previous)
 
 
 def _widen_pipe(fd: int) -> None:
@@ -338,37 +407,30 @@ def _drive(
     reader: _LogReader,
     supervisor: _Supervisor,
     waiter: threading.Thread,
+    stop: _StopRequests,
     t0: float,
-) -> tuple[bool, str | None]:
+) -> bool:
     """Scrape the log as it grows until the output ends *and* the command has exited, enforcing
     the timeout and forwarding signals the whole time (a command may close its output early and
-    keep running)."""
-    state: dict[str, Any] = {"signal": None}
-
-    def forward(signum: int, frame: Any) -> None:
-        state["signal"] = signal.Signals(signum).name
-        supervisor.terminate(signum)
-
-    previous = _install(forward)
+    keep running). Returns whether the timeout ended the run."""
     timed_out = False
     read_all = False
     deadline = None if request.timeout_s is None else t0 + request.timeout_s
-    try:
-        while not (read_all and not waiter.is_alive()):
-            if read_all:
-                waiter.join(0.1)
-            else:
-                written, read_all = pump.wait(reader.seen, 0.1)
-                reader.finish(written) if read_all else reader.catch_up(written)
-                if read_all and pump.error:  # the log cannot be written: stop the benchmark
-                    supervisor.terminate(signal.SIGTERM)
-            if deadline is not None and not timed_out and time.monotonic() > deadline:
-                timed_out = True
+    while not (read_all and not waiter.is_alive()):
+        if read_all:
+            waiter.join(0.1)
+        else:
+            written, read_all = pump.wait(reader.seen, 0.1)
+            reader.finish(written) if read_all else reader.catch_up(written)
+            if read_all and pump.error:  # the log cannot be written: stop the benchmark
                 supervisor.terminate(signal.SIGTERM)
-            supervisor.tick()
-    finally:
-        _restore(previous)
-    return timed_out, state["signal"]
+        while (sig := stop.take()) is not None:
+            supervisor.terminate(sig)
+        if deadline is not None and not timed_out and time.monotonic() > deadline:
+            timed_out = True
+            supervisor.terminate(signal.SIGTERM)
+        supervisor.tick()
+    return timed_out
 
 
 def _install(handler: Any) -> dict[int, Any]:

@@ -99,7 +99,8 @@ class SamplingThread:
     def stop(self) -> None:
         """Take one last sample, then stop and close the timeline."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:  # started
+            self._thread.join()
 
     def _run(self) -> None:
         columns = ["time_s"] + [c for s in self.samplers for c in s.columns]

@@ -95,7 +95,10 @@ class _Pattern:
         self.literal: bytes | None = None  # chosen by the Scraper among literal_runs()
         self.fast: re.Pattern[bytes] | None = None
         self.anchored = False
-        if not may_match_newline(spec.pattern):
+        # A lookbehind, \A or \Z would see past the line inside a block: search a copy of it.
+        self.isolated = _looks_past_its_line(spec.pattern)
+        can_be_empty = self.exact.search(b"") is not None  # would match at every line break
+        if not (self.isolated or can_be_empty or may_match_newline(spec.pattern)):
             body = self.exact.pattern
             self.anchored = _leading_caret(body)
             source = b"\n(?:" + body[1:] + b")" if self.anchored else b"(?:" + body + b")"
@@ -152,27 +155,35 @@ class _Pattern:
         """Search only the lines that hold the literal (all of them, or past the first hits)."""
         assert self.literal is not None
         out = []
-        find, rfind, search, g = buf.find, buf.rfind, self.exact.search, self.group
+        find, rfind = buf.find, buf.rfind
         line_end = start
         for at in _all_hits(buf, self.literal, start, end, hits):
             if at < line_end:
                 continue  # another hit on a line already searched
             line_start = rfind(NEWLINE, start, at) + 1 or start
             line_end = find(NEWLINE, at, end) + 1 or end
-            m = search(buf, line_start, line_end)
-            if m is not None:
-                out.append((m.start(g), m.group(g)))
+            found = self._search_line(buf, line_start, line_end)
+            if found is not None:
+                out.append(found)
         return out
+
+    def _search_line(self, buf: Buffer, start: int, end: int) -> tuple[int, bytes | None] | None:
+        """``(offset of the captured number, its text)`` of the line ``buf[start:end]``."""
+        if self.isolated:
+            m = self.exact.search(buf[start:end])
+            return None if m is None else (start + m.start(self.group), m.group(self.group))
+        m = self.exact.search(buf, start, end)
+        return None if m is None else (m.start(self.group), m.group(self.group))
 
     def _per_line(self, buf: Buffer, start: int, end: int) -> list[tuple[int, bytes | None]]:
         out = []
-        find, search, g = buf.find, self.exact.search, self.group
+        find = buf.find
         line_start = start
         while line_start < end:
             line_end = find(NEWLINE, line_start, end) + 1 or end
-            m = search(buf, line_start, line_end)
-            if m is not None:
-                out.append((m.start(g), m.group(g)))
+            found = self._search_line(buf, line_start, line_end)
+            if found is not None:
+                out.append(found)
             line_start = line_end
         return out
 
@@ -180,6 +191,9 @@ class _Pattern:
         """Where this pattern's match starts on the line holding offset *at*."""
         line_start = buf.rfind(NEWLINE, 0, at) + 1
         line_end = buf.find(NEWLINE, at) + 1 or len(buf)
+        if self.isolated:
+            m = self.exact.search(buf[line_start:line_end])
+            return line_start + m.start() if m is not None else -1
         m = self.exact.search(buf, line_start, line_end)
         return m.start() if m is not None else -1
 
@@ -265,7 +279,8 @@ class Scraper:
         found = {i: self._patterns[i].positioned(buf, start, end, hits[i]) for i in involved}
         lost: dict[int, set[int]] = {i: set() for i in involved}
         for i, j in pairs:
-            shared = {at for at, _ in found[i]} & {at for at, _ in found[j]}
+            # the same number: the same text captured at the same place (not merely overlapping)
+            shared = {at for at, _ in set(found[i]) & set(found[j])}
             for at in shared:
                 start_i = self._patterns[i].start_on_line(buf, at)
                 start_j = self._patterns[j].start_on_line(buf, at)
@@ -343,6 +358,41 @@ def literal_runs(pattern: bytes, flags: int) -> list[bytes]:
     walk(tree)
     runs.append(bytes(current))
     return [run for run in runs if len(run) >= MIN_LITERAL]
+
+
+def _looks_past_its_line(pattern: str) -> bool:
+    """True for a lookbehind, ``\\A`` or ``\\Z`` anywhere in *pattern* (or when it cannot be
+    parsed): inside a block of lines they would see, or miss, the neighbouring lines."""
+    try:
+        tree = _sre_parse().parse(pattern, re.MULTILINE)
+    except Exception:
+        return True
+    return _any_node(list(tree), lambda name, av: (
+        name in ("ASSERT", "ASSERT_NOT") and av[0] < 0
+        or name == "AT" and str(av) in ("AT_BEGINNING_STRING", "AT_END_STRING")))
+
+
+def _any_node(items: list[tuple[Any, Any]], test: Any) -> bool:
+    """Whether *test(name, argument)* holds for any node of a parse tree."""
+    for op, av in items:
+        name = str(op)
+        if test(name, av):
+            return True
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            children = [list(av[2])]
+        elif name == "SUBPATTERN":
+            children = [list(av[3])]
+        elif name == "BRANCH":
+            children = [list(alt) for alt in av[1]]
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            children = [list(av[1])]
+        elif name == "ATOMIC_GROUP":
+            children = [list(av)]
+        else:
+            children = []
+        if any(_any_node(child, test) for child in children):
+            return True
+    return False
 
 
 def _leading_caret(pattern: bytes) -> bool:

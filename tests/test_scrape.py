@@ -150,3 +150,21 @@ def test_every_scan_strategy_agrees_with_per_line_search(density):
     assert all(expected.values()) or density < 0.01
     for chunk in (None, 333, 65536):
         assert scrape(log, *patterns, chunk=chunk) == expected
+
+
+@pytest.mark.parametrize("chunk", [None, 8, 10])
+def test_collision_needs_the_same_number_not_just_the_same_place(chunk):
+    # On 'acc=73]' both patterns start capturing at the 7 but read different numbers (73 and 7):
+    # no collision. On 'acc=3]' they read the same 3: 'acc=' saw more of the line and keeps it.
+    # The answer must not depend on how the output was chunked.
+    log = b"acc=73]\nacc=3]\n"
+    assert scrape(log, r"(\d+)\]", r"acc=(\d)", chunk=chunk) == {"m0": [73.0], "m1": [7.0, 3.0]}
+
+
+@pytest.mark.parametrize("pattern", [r"(?<!\s)(\d+) ms", r"(?<=\n)loss: (\S+)", r"\Aloss (\d+)",
+                                     r"(\d*)$"])
+@pytest.mark.parametrize("chunk", [None, 5, 10])
+def test_lookbehinds_anchors_and_empty_matches_see_only_their_line(pattern, chunk):
+    log = b"12 ms\n34 ms\nloss 5\nloss: 6\nabc\n7\n"
+    found = scrape(log, pattern, chunk=chunk)["m0"]
+    assert found == reference(log, pattern)
