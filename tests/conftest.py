@@ -72,6 +72,15 @@ def cli(tmp_path: Path):
     return run
 
 
+def alive(pid: int) -> bool:
+    """Whether *pid* runs (a zombie, exited and unreaped, does not count)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except OSError:
+        return False
+
+
 def script(name: str) -> str:
     """Path of a test workload script in tests/scripts, for use in a command."""
     return str(SCRIPTS / name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, script
+from conftest import REPO, alive, script
 
 LOG = (
     b"Epoch[0] Batch [0]\tSpeed: 100.5 samples/sec\taccuracy=0.5\n"
@@ -140,14 +140,6 @@ def test_peak_memory_of_a_grandchild(tmp_path, write_config, cli):
     assert run.record["memory"]["cpu_memory"]["kernel_maxrss_mib"] >= 200
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-
-
 STUBBORN = """
 [tasks.stubborn]
 command_to_execute = "{{python}} {stubborn} {{pidfile}} --double-fork"
@@ -164,7 +156,7 @@ def test_timeout_ends_the_whole_tree(tmp_path, write_config, cli):
     run = cli("--task-name", "stubborn", "--timeout", "2", "--kill-grace", "0.5")
     assert run.returncode == 6
     pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
-    assert len(pids) == 2 and not any(_alive(p) for p in pids)
+    assert len(pids) == 2 and not any(alive(p) for p in pids)
     assert run.result["stubborn.value"] == 1.0
     assert run.record["status"] == "timeout" and "timed out after 2 s" in run.stderr
 
@@ -186,9 +178,9 @@ def test_signal_is_forwarded_tree_reaped_partial_result_written(tmp_path, write_
     assert driver.returncode == code, err
     pids = [int(p) for p in (tmp_path / "pids.txt").read_text().split()]
     deadline = time.monotonic() + 5
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)  # a killed orphan may take a moment to be reaped
-    assert not any(_alive(p) for p in pids)
+    assert not any(alive(p) for p in pids)
     result = json.loads((tmp_path / "dlbenchmark_result.json").read_text())
     assert result["stubborn.value"] == 1.0
     record = json.loads(next(tmp_path.glob("bench-runs/stubborn/*/record.json")).read_text())

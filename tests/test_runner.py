@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import script
+from conftest import alive, script
 from driver.config import MetricSpec
 from driver.runner import RunRequest, run_command
 from driver.scrape import Scraper
@@ -21,14 +21,6 @@ class BrokenScraper(Scraper):
         raise MemoryError("simulated failure inside the driver")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except OSError:
-        return False
-
-
 def test_a_failing_driver_ends_the_whole_tree_before_raising(tmp_path: Path):
     pidfile = tmp_path / "pids.txt"
     request = RunRequest(
@@ -37,7 +29,7 @@ def test_a_failing_driver_ends_the_whole_tree_before_raising(tmp_path: Path):
     with pytest.raises(MemoryError):
         run_command(request, BrokenScraper([MetricSpec("v", r"value: (\S+)", "last")]), [])
     pids = [int(p) for p in pidfile.read_text().split()]
-    assert len(pids) == 2 and not any(_alive(p) for p in pids)
+    assert len(pids) == 2 and not any(alive(p) for p in pids)
     assert os.path.exists(tmp_path / "output.log")
 
 
