@@ -9,7 +9,7 @@ import re
 import pytest
 
 from driver.config import MetricSpec
-from driver.scrape import Scraper, may_match_newline
+from driver.scrape import Scraper
 
 
 def scrape(log: bytes, *patterns: str, chunk: int | None = None) -> dict[str, list[float]]:
@@ -91,18 +91,6 @@ def test_pattern_that_can_cross_lines_is_searched_per_line():
 def test_named_value_group():
     log = b"loss=0.25 (train)\n"
     assert scrape(log, r"(\w+)=(?P<value>\S+) \((\w+)\)")["m0"] == [0.25]
-
-
-@pytest.mark.parametrize(
-    "pattern, crosses",
-    [
-        (r"Speed: (\S+) samples", False), (r"a.(b)", False), (r"[^\n]+(\d)", False),
-        (r"\d+ (\w+)", False), (r"a\s(\d+)", True), (r"x[^a](\d)", True), (r"(?s)a.(b)", True),
-        (r"(a)\1", True), (r"\n(x)", True), (r"(?=\s)(x)", True), (r"a\D(b)", True),
-    ],
-)
-def test_may_match_newline(pattern, crosses):
-    assert may_match_newline(pattern) is crosses
 
 
 def test_long_line_without_newline_is_scanned():
