@@ -176,7 +176,7 @@ def breakdown(log: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
     import subprocess
 
     from driver.config import MetricSpec
-    from driver.runner import CHUNK_BYTES
+    from driver.output import CHUNK_BYTES
     from driver.scrape import Scraper
 
     def pipe(write_log: bool) -> float:

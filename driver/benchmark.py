@@ -22,8 +22,8 @@ from driver.plugins import Plugins
 from driver.reduce import ReduceContext, reduce_metrics, workers_for
 from driver.report import ReportSettings
 from driver.results import RunRecord
-from driver.runner import (DEFAULT_KILL_GRACE_S, ECHO_PLAIN, RunOutcome, RunRequest,
-                           run_command, utc_now)
+from driver.output import ECHO_PLAIN
+from driver.runner import DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, run_command, utc_now
 from driver.sampling import DEFAULT_INTERVAL_S, Sampler, SamplerSummary, SamplingSettings
 from driver.scrape import Scraper
 

@@ -175,7 +175,7 @@ def _run_options(args: argparse.Namespace, task: TaskSpec) -> RunOptions:
     """The RunOptions of the command line for *task*."""
     from driver.benchmark import RunOptions
     from driver.report import ReportSettings
-    from driver.runner import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
+    from driver.output import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
 
     return RunOptions(
         num_gpus=_non_negative("--num-gpus", args.num_gpus),
