@@ -178,7 +178,8 @@ def _finish(
     errors = list(outcome.sampler_errors)
     for _, summary in summaries:
         errors.extend(summary.errors)
-    status = _status(outcome, errors, request)
+    status, why = _status(outcome, request)
+    errors.extend(why)
     missing = [m.name for m in metrics if m.missing and not m.optional]
     if status == results.OK and missing:
         status = results.MISSING_METRICS
@@ -197,19 +198,19 @@ def _finish(
     )
 
 
-def _status(outcome: RunOutcome, errors: list[str], request: RunRequest) -> str:
+def _status(outcome: RunOutcome, request: RunRequest) -> tuple[str, list[str]]:
+    """How the command ended, and why a run that did not end well is incomplete."""
+    why = []
     if outcome.leftovers_killed:
-        errors.append(f"ended {outcome.leftovers_killed} process(es) the command left running")
+        why.append(f"ended {outcome.leftovers_killed} process(es) the command left running")
     if outcome.interrupted_by:
-        errors.append(f"interrupted by {outcome.interrupted_by}: results are partial")
-        return results.INTERRUPTED
+        return results.INTERRUPTED, why + [
+            f"interrupted by {outcome.interrupted_by}: results are partial"]
     if outcome.timed_out:
-        errors.append(f"timed out after {request.timeout_s:g} s: results are partial")
-        return results.TIMEOUT
+        return results.TIMEOUT, why + [f"timed out after {request.timeout_s:g} s: results are partial"]
     code = outcome.exit_code
     if code is None or code != 0:
         how = f"was killed by signal {-code}" if code is not None and code < 0 else \
             f"exited with code {code}"
-        errors.append(f"the command {how}")
-        return results.FAILED
-    return results.OK
+        return results.FAILED, why + [f"the command {how}"]
+    return results.OK, why

@@ -122,12 +122,12 @@ def _from_document(path: Path, document: dict[str, Any], statistic: str) -> dict
         return {f"{record['task']}.{n}": Sample(v, (v,), n, metas.get(n, {}).get("direction"))
                 for n, v in stats.record_values(record).items()}
     if schema == stats.SUMMARY_SCHEMA:
-        return _from_summary(stats.load_document(path, schema), statistic)
+        return _from_summary(results.load_document(path, schema), statistic)
     if schema == "bench-driver/experiment":
-        index = stats.load_document(path, schema)
+        index = results.load_document(path, schema)
         samples = {}
         for variant in index["variants"]:
-            summary = stats.load_document(path.parent / variant["summary"], stats.SUMMARY_SCHEMA)
+            summary = results.load_document(path.parent / variant["summary"], stats.SUMMARY_SCHEMA)
             samples.update({f"{variant['name']}/{k}": s
                             for k, s in _from_summary(summary, statistic).items()})
         return samples

@@ -26,7 +26,8 @@ from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, pars
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError, did_you_mean
 from driver.plugins import Plugins
 from driver.repeat import RepeatPlan, finished_record, plan_from_args, run_set, set_exit_code
-from driver.stats import SCHEMA_VERSION, SUMMARY_SCHEMA, flat_from_summary, load_document
+from driver.results import SCHEMA_VERSION, load_document
+from driver.stats import SUMMARY_SCHEMA, flat_from_summary
 
 EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
 EXPERIMENT_SCHEMA = "bench-driver/experiment"

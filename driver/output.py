@@ -17,10 +17,9 @@ import sys
 import threading
 import time
 
-from driver.scrape import Scraper
+from driver.scrape import MAX_LINE_BYTES, Scraper
 
 CHUNK_BYTES = 1 << 20
-MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is scraped in pieces
 F_SETPIPE_SZ = 1031  # Linux: a pipe delivers at most its size per read (64 KiB by default)
 
 ECHO_OFF = "off"

@@ -108,20 +108,27 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 
 def load_record(path: str | Path) -> dict[str, Any]:
-    """Read a run record, refusing documents that are not records or of an unknown version."""
+    """Read a run record (a file, or a run directory holding record.json)."""
     path = Path(path)
     if path.is_dir():
         path = path / "record.json"
+    return load_document(path, SCHEMA, "bench-driver run record")
+
+
+def load_document(path: str | Path, schema: str, kind: str | None = None) -> dict[str, Any]:
+    """Read a versioned JSON document (pyperf-style), refusing other schemas and versions this
+    bench-driver does not know. *kind* names it in messages (default: the schema)."""
+    kind = kind or f"{schema!r} document"
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read run record: {exc}") from None
-    if not isinstance(document, dict) or document.get("schema") != SCHEMA:
-        raise ConfigError(f"{path}: not a bench-driver run record (no schema {SCHEMA!r})")
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read {kind}: {exc}") from None
+    if not isinstance(document, dict) or document.get("schema") != schema:
+        raise ConfigError(f"{path}: not a {kind} (no \"schema\": {schema!r})")
     if document.get("schema_version") != SCHEMA_VERSION:
         raise ConfigError(
-            f"{path}: run record schema_version {document.get('schema_version')!r} is not "
-            f"supported by bench-driver {__version__} (it reads version {SCHEMA_VERSION}); "
+            f"{path}: {schema} schema_version {document.get('schema_version')!r} is not "
+            f"supported (bench-driver {__version__} reads version {SCHEMA_VERSION}); "
             f"upgrade bench-driver"
         )
     return document

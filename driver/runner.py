@@ -91,7 +91,7 @@ class _Supervisor:
 
     def end_leftovers(self) -> None:
         """After the command exited: end what it left running (daemons, double forks)."""
-        left = [p for p in task_pids() if not proctree.is_zombie(p)]
+        left = _running_pids()
         if not left:
             return
         self.leftovers_killed = len(left)
@@ -99,7 +99,7 @@ class _Supervisor:
         deadline = time.monotonic() + self.grace_s
         while time.monotonic() < deadline:
             self.reap_orphans()
-            if not [p for p in task_pids() if not proctree.is_zombie(p)]:
+            if not _running_pids():
                 return
             time.sleep(0.02)
         proctree.signal_tree(self.pid, task_pids(), proctree.SIGKILL)
@@ -194,6 +194,11 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
         sampler_errors=tuple(errors),
         sampler_cost_s=sampling.busy_s,
     )
+
+
+def _running_pids() -> list[int]:
+    """The task's processes that have not exited yet."""
+    return [p for p in task_pids() if not proctree.is_zombie(p)]
 
 
 class _LogFiles:

@@ -32,7 +32,7 @@ from driver.patterns import leading_caret, literal_runs, looks_past_its_line, ma
 
 NEWLINE = b"\n"
 MAX_UNPARSED_EXAMPLES = 5
-MAX_PENDING_BYTES = 64 << 20  # a "line" longer than this is scanned in pieces
+MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is scraped in pieces
 SPARSE_OCCURRENCES = 64  # up to this many literal hits in a block: search just those lines
 
 
@@ -218,7 +218,7 @@ class Scraper:
         cut = data.rfind(NEWLINE)
         if cut < 0:
             self._pending += data
-            if len(self._pending) > MAX_PENDING_BYTES:
+            if len(self._pending) > MAX_LINE_BYTES:
                 self._scan(self._pending, 0, len(self._pending))
                 self._pending = b""
             return

@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from driver import results
+from driver.results import SCHEMA_VERSION
 from driver.errors import ConfigError
 
 #: Statistics a repeated run can report as its value (``--statistic``); median is the default.
@@ -32,7 +32,6 @@ DEFAULT_STATISTIC = "median"
 TESTS = ("welch", "mannwhitney")
 OUTLIER_IQR_FACTOR = 1.5
 SUMMARY_SCHEMA = "bench-driver/summary"
-SCHEMA_VERSION = 1
 #: A run with one of these statuses in its record.json has finished (resume does not rerun it).
 FINISHED = (results.OK, results.FAILED, results.MISSING_METRICS, results.TIMEOUT)
 #: Runs whose values enter the statistics: the command itself succeeded.
@@ -264,18 +263,3 @@ def flat_from_summary(
     prefix = f"{framework}.{summary['task']}" if framework else summary["task"]
     return {f"{prefix}.{name}{'.' + suffix if suffix else ''}": m[summary["statistic"]]
             for name, m in summary["metrics"].items() if m["n"]}
-
-
-def load_document(path: Path, schema: str) -> dict[str, Any]:
-    """Read a versioned JSON document, refusing other schemas and unknown versions."""
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    if not isinstance(document, dict) or document.get("schema") != schema:
-        raise ConfigError(f"{path}: not a {schema!r} document (no \"schema\": {schema!r})")
-    if document.get("schema_version") != SCHEMA_VERSION:
-        raise ConfigError(f"{path}: {schema} schema_version {document.get('schema_version')!r} "
-                          f"is not supported (this bench-driver reads version {SCHEMA_VERSION}); "
-                          f"upgrade bench-driver")
-    return document

@@ -10,7 +10,8 @@ import random
 import pytest
 
 from driver.errors import ConfigError
-from driver.stats import (SUMMARY_SCHEMA, describe, flat_from_summary, load_document,
+from driver.results import load_document
+from driver.stats import (SUMMARY_SCHEMA, describe, flat_from_summary,
                           mann_whitney_u, outlier_flags, quantile, record_metas, regularized_beta,
                           run_entry, set_summary, significance, summarise_metrics, t_two_sided_p,
                           welch_t_test)

@@ -4,7 +4,6 @@ usage: hold_memory.py MIB SECONDS [--grandchild]
 Prints 'holding' once the memory is touched.
 """
 
-import os
 import subprocess
 import sys
 import time
