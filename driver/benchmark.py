@@ -64,7 +64,7 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
         task.num_gpus if options.num_gpus is None else options.num_gpus)
     if wanted == 0:
         return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
-    from driver import gpus
+    from driver.gpus import assign as gpus
 
     assignment = gpus.assign_gpus(wanted, options.gpus, options.environ,
                                   gpu_sampling=options.gpu_sampling)

@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
     pairs = list(args.set) + [f"{flag}={getattr(args, flag)}" for flag in OLD_PARAMETER_FLAGS
                               if getattr(args, flag) is not None]
     if args.experiment is not None:
-        from driver.experiment import main_experiment
+        from driver.experiments.matrix import main_experiment
 
         return main_experiment(args, config, plugins,
                                parse_overrides(pairs), lambda task: _run_options(args, task))
@@ -160,12 +160,12 @@ def _run(args: argparse.Namespace) -> int:
                        parse_overrides(pairs))
     options = _run_options(args, task)
     if args.repetitions is not None or args.warmup is not None:
-        from driver.repeat import main_repeated
+        from driver.experiments.repetitions import main_repeated
 
         return main_repeated(args, task, options, plugins)
     record = run_benchmark(task, options, plugins)
     if args.junit is not None or args.markdown is not None:
-        from driver.ci_outputs import publish_run
+        from plugins.ci_report import publish_run
 
         publish_run(record, args.seed, args.junit, args.markdown)
     return exit_code_for(record)
@@ -246,7 +246,7 @@ def _add_experiment_and_compare(sub: argparse._SubParsersAction) -> None:  # typ
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from driver.compare import main_compare
+    from driver.experiments.compare import main_compare
 
     return main_compare(args)
 
@@ -268,7 +268,7 @@ def _check(args: argparse.Namespace) -> int:
         config.task(name, methods)
     experiments = [] if args.task_name else list(config.experiments)
     if experiments:
-        from driver.experiment import build_variants, load_experiment, select_points
+        from driver.experiments.matrix import build_variants, load_experiment, select_points
 
         for name in experiments:
             spec = load_experiment(config, name, methods)
@@ -294,7 +294,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from driver.plot import plot_timeline
+    from plugins.timeline_plot.draw import plot_timeline
 
     print(plot_timeline(args.run_dir))
     return 0

@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from driver.errors import ConfigError
 from driver.hookspecs import hookimpl
-from driver.nvml import BYTES_PER_MIB, GpuInfo, error_text, list_gpus, load_nvml, shutdown
+from driver.gpus.nvml import BYTES_PER_MIB, GpuInfo, error_text, list_gpus, load_nvml, shutdown
 from driver.sampling import RunExit, Sampler, SamplerSummary, SamplingSettings
 
 TASK = "task processes"

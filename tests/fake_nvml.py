@@ -1,6 +1,6 @@
 """A test double of the ``pynvml`` functions bench-driver uses, scripted by a JSON scenario.
 
-Select it with ``BENCH_DRIVER_NVML_MODULE=tests.fake_nvml`` (see driver/nvml.py) and name the
+Select it with ``BENCH_DRIVER_NVML_MODULE=tests.fake_nvml`` (see driver/gpus/nvml.py) and name the
 scenario file with ``BENCH_FAKE_NVML``; without that variable ``nvmlInit`` fails as on a machine
 without the NVIDIA driver (``NVMLError_LibraryNotFound``). The scenario is read at ``nvmlInit``::
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from driver.compare import (CompareOptions, Sample, compare, default_direction, load_side,
+from driver.experiments.compare import (CompareOptions, Sample, compare, default_direction, load_side,
                             matches, parse_directions, parse_thresholds)
 from driver.errors import ConfigError
 

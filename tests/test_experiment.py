@@ -15,8 +15,8 @@ import pytest
 from conftest import REPO
 from driver.config import load_config
 from driver.errors import ConfigError
-from driver.repeat import RepeatPlan
-from driver.experiment import (build_variants, experiment_lock, load_experiment,
+from driver.experiments.repetitions import RepeatPlan
+from driver.experiments.matrix import (build_variants, experiment_lock, load_experiment,
                                select_points, variant_name)
 
 METHODS = {"last": None, "average": None}

@@ -15,7 +15,7 @@ import pytest
 from conftest import TickCounter
 from driver import proctree
 from driver.errors import ConfigError
-from driver.nvml import MODULE_ENV
+from driver.gpus.nvml import MODULE_ENV
 from driver.plugins import DEFAULT_PLUGINS
 from driver.sampling import RunExit, SamplingSettings, SamplingThread
 from plugins import gpu_nvml

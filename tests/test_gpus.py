@@ -1,4 +1,4 @@
-"""GPU assignment (driver/gpus.py) and the NVML boundary (driver/nvml.py), on the fake binding."""
+"""GPU assignment (driver/gpus/assign.py) and the NVML boundary (driver/gpus/nvml.py), on the fake binding."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from driver.errors import ConfigError
-from driver.gpus import GpuAssignment, assign_gpus, child_environment
-from driver.nvml import MODULE_ENV, NvmlUnavailable, list_gpus, load_nvml, nvml_session, shutdown
+from driver.gpus.assign import GpuAssignment, assign_gpus, child_environment
+from driver.gpus.nvml import MODULE_ENV, NvmlUnavailable, list_gpus, load_nvml, nvml_session, shutdown
 from tests import fake_nvml
 
 UUIDS = [f"GPU-{n}{n}{n}{n}aaaa-0000-4000-8000-00000000000{n}" for n in range(4)]

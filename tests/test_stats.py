@@ -11,7 +11,7 @@ import pytest
 
 from driver.errors import ConfigError
 from driver.results import load_document
-from driver.stats import (SUMMARY_SCHEMA, describe, flat_from_summary,
+from driver.experiments.stats import (SUMMARY_SCHEMA, describe, flat_from_summary,
                           mann_whitney_u, outlier_flags, quantile, record_metas, regularized_beta,
                           run_entry, set_summary, significance, summarise_metrics, t_two_sided_p,
                           welch_t_test)

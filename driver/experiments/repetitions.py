@@ -4,9 +4,9 @@ A set is one task run ``warmup`` times, then ``repetitions`` times, each run in 
 directory of the set directory (``warmup-0``, ..., ``0``, ``1``, ...). Repetition ``i`` gets
 ``{repetition} = i`` and ``{seed} = base seed + i``; warmup ``j`` reuses repetition ``j``'s seed.
 The set's ``summary.json`` (schema ``bench-driver/summary``) lists every run and, per metric, the
-statistics of :mod:`driver.stats` over the measured repetitions whose command succeeded. A run
+statistics of :mod:`driver.experiments.stats` over the measured repetitions whose command succeeded. A run
 whose ``record.json`` says it finished is kept when the set runs again; an interrupted or killed
-one is run again. Experiments (driver.experiment) run one set per variant.
+one is run again. Experiments (driver.experiments.matrix) run one set per variant.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from driver.benchmark import RunOptions, exit_code_for, run_benchmark
 from driver.config import TaskSpec
 from driver.errors import ConfigError
 from driver.plugins import Plugins
-from driver.stats import FINISHED, flat_from_summary, record_metas, run_entry, set_summary
+from driver.experiments.stats import FINISHED, flat_from_summary, record_metas, run_entry, set_summary
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ def _label(identity: Mapping[str, Any] | None, task: TaskSpec) -> str:
 
 def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugins) -> int:
     """``bench-driver --task-name T --repetitions N [--warmup K]``: one set in a new directory."""
-    from driver import ci_outputs
+    from plugins import ci_report as ci_outputs
     from driver.benchmark import new_run_dir
 
     plan = plan_from_args(args, 1, 0)

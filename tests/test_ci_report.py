@@ -6,9 +6,9 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
-from driver.ci_outputs import (JUnitCase, append_step_summary, csv_text, junit_xml, markdown_text,
+from plugins.ci_report import (JUnitCase, append_step_summary, csv_text, junit_xml, markdown_text,
                                print_table, set_cases, write_text_atomic)
-from driver.stats import record_metas, run_entry, set_summary
+from driver.experiments.stats import record_metas, run_entry, set_summary
 
 
 def record(status="ok", speed=None, exit_code=0, index=0):

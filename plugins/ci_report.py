@@ -235,7 +235,7 @@ def publish_sets(
 def publish_run(record: Any, seed: int, junit: Path | None, markdown: Path | None) -> None:
     """``--junit`` / ``--markdown`` for a single run (a set of one repetition); the Markdown goes
     to the step summary only when ``--markdown`` is given."""
-    from driver.stats import record_metas, run_entry, set_summary
+    from driver.experiments.stats import record_metas, run_entry, set_summary
 
     doc = record.to_dict()
     header = {"task": record.task, "experiment": None, "variant": None, "values": {},

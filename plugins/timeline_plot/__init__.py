@@ -29,7 +29,7 @@ class TimelinePlot:
             return
         if settings.plot == "auto" and record.duration_s < MIN_DURATION_S:
             return
-        from driver.plot import plot_timeline
+        from plugins.timeline_plot.draw import plot_timeline
 
         try:
             plot_timeline(Path(record.run_dir))

@@ -113,7 +113,8 @@ def load_side(path: Path, statistic: str = "median") -> dict[str, Sample]:
 
 
 def _from_document(path: Path, document: dict[str, Any], statistic: str) -> dict[str, Sample]:
-    from driver import results, stats
+    from driver import results
+    from driver.experiments import stats
 
     schema = document.get("schema")
     if schema == results.SCHEMA:
@@ -224,7 +225,7 @@ def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Ve
     worse = now.value - base.value if direction == "lower" else base.value - now.value
     p_value = None
     if len(base.values) > 1 and len(now.values) > 1:
-        from driver.stats import significance
+        from driver.experiments.stats import significance
 
         p_value = significance(base.values, now.values, options.test).p_value
     significant = p_value is None or p_value < options.alpha
@@ -264,7 +265,7 @@ TABLE_HEAD = ("metric", "better", "baseline", "new", "change", "threshold", "p",
 
 def table_rows(verdicts: Sequence[Verdict]) -> list[tuple[str, ...]]:
     """The comparison as rows of text, one per key (:data:`TABLE_HEAD`)."""
-    from driver.ci_outputs import fmt
+    from plugins.ci_report import fmt
 
     return [(v.key, v.direction or "?", fmt(v.baseline.value if v.baseline else None),
              fmt(v.new.value if v.new else None), v.change, str(v.threshold or "-"),
@@ -304,7 +305,7 @@ def markdown_comparison(verdicts: Sequence[Verdict], title: str) -> str:
 
 def junit_cases(verdicts: Sequence[Verdict]) -> list[Any]:
     """A JUnit testcase per key: regressions and missing metrics fail, unchecked ones skip."""
-    from driver.ci_outputs import JUnitCase
+    from plugins.ci_report import JUnitCase
 
     cases = []
     for v, row in zip(verdicts, table_rows(verdicts)):
@@ -318,7 +319,7 @@ def junit_cases(verdicts: Sequence[Verdict]) -> list[Any]:
 
 def main_compare(args: Any) -> int:
     """The ``compare`` subcommand: load, check, print, write CI outputs, exit 8 on failure."""
-    from driver import ci_outputs
+    from plugins import ci_report as ci_outputs
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha {args.alpha}: expected a number between 0 and 1")

@@ -1,4 +1,4 @@
-"""Plotting a run's timeline (driver/plot.py)."""
+"""Plotting a run's timeline (plugins/timeline_plot/draw.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from driver.errors import ConfigError
-from driver.plot import plot_timeline, read_timeline
+from plugins.timeline_plot.draw import plot_timeline, read_timeline
 from driver.sampling import SamplingThread
 from plugins.cpu_memory import CpuMemorySampler
 

@@ -25,9 +25,9 @@ from driver.benchmark import RunOptions
 from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, parse_overrides
 from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError, did_you_mean
 from driver.plugins import Plugins
-from driver.repeat import RepeatPlan, finished_record, plan_from_args, run_set, set_exit_code
+from driver.experiments.repetitions import RepeatPlan, finished_record, plan_from_args, run_set, set_exit_code
 from driver.results import SCHEMA_VERSION, load_document
-from driver.stats import SUMMARY_SCHEMA, flat_from_summary
+from driver.experiments.stats import SUMMARY_SCHEMA, flat_from_summary
 
 EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
 EXPERIMENT_SCHEMA = "bench-driver/experiment"
@@ -300,7 +300,7 @@ def run_experiment(
 
 def _write_experiment_files(exp_dir: Path, spec: ExperimentSpec) -> None:
     """experiment.json, summary.md and summary.csv over every variant with a summary so far."""
-    from driver import ci_outputs
+    from plugins import ci_report as ci_outputs
 
     found = []
     for point in select_points(spec):
@@ -322,7 +322,7 @@ def _write_experiment_files(exp_dir: Path, spec: ExperimentSpec) -> None:
 def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: Mapping[str, str],
                     make_options: Callable[[TaskSpec], RunOptions]) -> int:
     """``bench-driver --experiment NAME``: validate everything, then run or resume it."""
-    from driver import ci_outputs
+    from plugins import ci_report as ci_outputs
 
     methods = plugins.registry("compute_methods")
     spec = load_experiment(config, args.experiment, methods)

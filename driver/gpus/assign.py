@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from driver.errors import ConfigError
-from driver.nvml import GpuInfo, NvmlUnavailable, list_gpus, nvml_session
+from driver.gpus.nvml import GpuInfo, NvmlUnavailable, list_gpus, nvml_session
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 CUDA_DEVICE_ORDER = "CUDA_DEVICE_ORDER"
