@@ -2,25 +2,29 @@
 
 :func:`run_benchmark` takes a validated TaskSpec and the command-line options, hands GPUs to the
 command, makes the run directory, runs the command with the samplers beside it, reduces the
-scraped values, writes the run record, and gives the record to every reporter plugin.
+scraped values, writes the run record, and gives the record to every reporter plugin. Whatever
+fails on the way (a plugin, a full disk), the record is finalised with the reason and every other
+result is still written; :func:`exit_code_for` turns the record into the documented exit code.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from driver import results
 from driver.config import TaskSpec
-from driver.errors import (EXIT_COMMAND_FAILED, EXIT_MISSING_METRIC, EXIT_OK, EXIT_SIGINT,
-                           EXIT_SIGTERM, EXIT_TIMEOUT, ConfigError, PluginError)
-from driver.plugins import Plugins
-from driver.reduce import ReduceContext, reduce_metrics, workers_for
-from driver.report import ReportSettings
+from driver.errors import (BenchDriverError, ConfigError, ExitCode, PluginError, StorageError,
+                           exit_code_for_signal)
+from driver.guard import Guarded, instance_of
+from driver.plugins import PLUGIN_SET_ENV, Plugins
+from driver.reduce import MetricResult, ReduceContext, reduce_metrics, workers_for
+from driver.report import ReportSettings, publish
 from driver.results import RunRecord
 from driver.output import ECHO_PLAIN
 from driver.runner import DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, run_command, utc_now
@@ -47,6 +51,12 @@ class RunOptions:
     repetition: int = 0
     report: ReportSettings = field(default_factory=ReportSettings)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    on_start: Callable[[], None] | None = None  # called once all is checked, before the command
+
+    @property
+    def cli(self) -> argparse.Namespace:
+        """The parsed command line (plugins read their own options here)."""
+        return self.report.options
 
 
 @dataclass(frozen=True)
@@ -58,10 +68,16 @@ class GpuPlan:
     env: Mapping[str, str]
 
 
+def requested_gpus(task: TaskSpec, options: RunOptions) -> int:
+    """How many GPUs the run asks for: ``--gpus``, else ``--num-gpus``, else the task's."""
+    if options.gpus is not None:
+        return len(options.gpus)
+    return task.num_gpus if options.num_gpus is None else options.num_gpus
+
+
 def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
     """Pick the command's GPUs; with none, hide every GPU (the task runs on CPU)."""
-    wanted = len(options.gpus) if options.gpus is not None else (
-        task.num_gpus if options.num_gpus is None else options.num_gpus)
+    wanted = requested_gpus(task, options)
     if wanted == 0:
         return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
     from driver.gpus import assign as gpus
@@ -71,16 +87,21 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
     return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment))
 
 
-def exit_code_for(record: RunRecord) -> int:
-    """The documented exit code for a finished run (see driver.errors)."""
-    if record.status == results.INTERRUPTED:
-        return EXIT_SIGTERM if record.signal == "SIGTERM" else EXIT_SIGINT
+def exit_code_for(record: RunRecord) -> ExitCode:
+    """The documented exit code of a finished run: a signal first, then a plugin error, then a
+    file that could not be written, then how the command ended (see driver.errors)."""
+    if record.status == results.INTERRUPTED or record.signal:
+        return exit_code_for_signal(record.signal or "SIGINT")
+    if record.plugin_errors:
+        return ExitCode.PLUGIN
+    if record.storage_errors:
+        return ExitCode.STORAGE
     return {
-        results.OK: EXIT_OK,
-        results.TIMEOUT: EXIT_TIMEOUT,
-        results.FAILED: EXIT_COMMAND_FAILED,
-        results.MISSING_METRICS: EXIT_MISSING_METRIC,
-    }[record.status]
+        results.OK: ExitCode.OK,
+        results.TIMEOUT: ExitCode.TIMEOUT,
+        results.FAILED: ExitCode.COMMAND_FAILED,
+        results.MISSING_METRICS: ExitCode.MISSING_METRIC,
+    }.get(record.status, ExitCode.INTERNAL)
 
 
 def new_run_dir(runs_dir: Path, task_name: str) -> Path:
@@ -90,91 +111,129 @@ def new_run_dir(runs_dir: Path, task_name: str) -> Path:
         candidate = base if n == 0 else base.with_name(f"{base.name}-{n}")
         try:
             candidate.mkdir(parents=True)
-            return candidate
+            return candidate.absolute()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise StorageError(f"{candidate}: cannot make the run directory: "
+                               f"{exc.strerror or exc}") from exc
     raise ConfigError(f"{runs_dir}: cannot make a new run directory for {task_name!r}")
 
 
 def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunRecord:
-    """Run *task* once and report it. Bad input raises before the command starts."""
+    """Run *task* once and report it. Bad input raises before the command starts; after that,
+    every failure is recorded and the record is always finalised."""
     gpu_plan = plan_gpus(task, options)
     settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, options.gpu_sampling)
-    samplers = _samplers(plugins, settings)
-    methods = plugins.registry("compute_methods")
-    run_dir = options.run_dir or new_run_dir(options.runs_dir, task.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    samplers, refused = _samplers(plugins, settings)
+    run_dir = (options.run_dir or new_run_dir(options.runs_dir, task.name)).absolute()
     builtins: dict[str, str | int] = {
-                "python": sys.executable, "num_gpus": gpu_plan.count,
-                "seed": options.seed, "repetition": options.repetition, "run_dir": str(run_dir)}
+        "python": sys.executable, "num_gpus": gpu_plan.count,
+        "seed": options.seed, "repetition": options.repetition, "run_dir": str(run_dir)}
     command = task.render_command(builtins)
-    base = RunRecord(task=task.name, command=command, status="running", exit_code=None,
+    task_env = {**task.env, **gpu_plan.env}
+    base = RunRecord(task=task.name, command=command, status=results.RUNNING, exit_code=None,
                      started_at=utc_now(), ended_at="", duration_s=0.0,
                      run_dir=str(run_dir), params={**task.params, **builtins},
-                     num_gpus=gpu_plan.count, gpus=gpu_plan.indices)
-    results.write_json_atomic(run_dir / "record.json", base.to_dict())
-    options.report.output.unlink(missing_ok=True)  # never leave an earlier run's values behind
-    scraper = Scraper(task.metrics)
+                     num_gpus=gpu_plan.count, gpus=gpu_plan.indices, task_env=task_env,
+                     plugin_errors=tuple(refused))
+    if options.on_start is not None:
+        options.on_start()
+    base.save(run_dir / "record.json")  # a run that cannot record itself does not start
     request = RunRequest(
         command=command, cwd=task.cwd, log_path=run_dir / "output.log",
-        env={**task.env, **gpu_plan.env},
+        env={**task_env, PLUGIN_SET_ENV: plugins.plugin_set.to_env()},
         timeout_s=options.timeout_s if options.timeout_s is not None else task.timeout_s,
         kill_grace_s=options.kill_grace_s, echo=options.echo,
         timeline_path=run_dir / "timeline.csv", sample_interval_s=options.sample_interval_s,
     )
+    scraper = Scraper(task.metrics)
     try:
         outcome = run_command(request, scraper, samplers)
     except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
-        failed = replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
-            f"bench-driver failed during the run: {type(exc).__name__}: {exc}",))
-        results.write_json_atomic(run_dir / "record.json", failed.to_dict())
+        _save(replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
+            f"bench-driver failed during the run: {type(exc).__name__}: {exc}",)), run_dir)
         raise
-    metrics = reduce_metrics(task.metrics, scraper.close(), methods,
+    metrics = reduce_metrics(task.metrics, scraper.close(), plugins,
                              ReduceContext(workers_for(task, options.environ)))
-    summaries = [_summarise(s, outcome) for s in samplers]
-    record = _finish(base, task, outcome, metrics, summaries, request)
-    results.write_json_atomic(run_dir / "record.json", record.to_dict())
-    report(record, options.report, plugins)
+    record = _save(_finish(base, task, outcome, metrics, samplers, request), run_dir)
+    failures = publish(plugins, "report", record, options.report)
+    if failures:
+        record = _save(_with_errors(record, failures), run_dir)
     return record
 
 
-def report(record: RunRecord, settings: ReportSettings, plugins: Plugins) -> None:
-    """Hand *record* to every reporter; one failing reporter does not stop the others."""
-    failures = []
-    for name, reporter in plugins.registry("reporters").items():
-        try:
-            reporter.report(record, settings)
-        except Exception as exc:
-            failures.append(f"reporter {name!r} ({plugins.owner('reporters', name)}): "
-                            f"{type(exc).__name__}: {exc}")
-    if failures:
-        raise PluginError("; ".join(failures))
-
-
-def _samplers(plugins: Plugins, settings: SamplingSettings) -> list[Sampler]:
-    found = []
-    for name, factory in plugins.registry("samplers").items():
-        sampler = factory(settings)
-        if sampler is not None:
-            found.append(sampler)
-    return found
-
-
-def _summarise(sampler: Sampler, outcome: RunOutcome) -> tuple[str, SamplerSummary]:
+def _save(record: RunRecord, run_dir: Path) -> RunRecord:
+    """Write record.json; a failure to write it is noted in the record (and the exit code)."""
     try:
-        return sampler.name, sampler.summary(outcome.exit)
-    except Exception as exc:
-        return sampler.name, SamplerSummary(errors=[f"sampler {sampler.name!r}: {exc}"])
+        record.save(run_dir / "record.json")
+    except StorageError as exc:
+        record = record.with_storage_error(exc)
+        print(f"bench-driver: error: {exc}", file=sys.stderr)
+    return record
+
+
+def _with_errors(record: RunRecord, failures: Sequence[BenchDriverError]) -> RunRecord:
+    plugin = tuple(str(e) for e in failures if isinstance(e, PluginError))
+    storage = tuple(str(e) for e in failures if not isinstance(e, PluginError))
+    return replace(record, plugin_errors=record.plugin_errors + plugin,
+                   storage_errors=record.storage_errors + storage)
+
+
+class _GuardedSampler(Sampler):
+    """A sampler plugin behind the guard: its failures are kept (plugin errors of the run) and
+    never reach the sampling thread, which goes on with the other samplers."""
+
+    def __init__(self, sampler: Guarded) -> None:
+        self.sampler = sampler
+        self.name = str(sampler.name)
+        self.columns = tuple(sampler.columns)
+        self.failures: list[str] = []
+
+    def start(self) -> None:
+        self._try(lambda: self.sampler.start(), None)
+
+    def sample(self, pids: Sequence[int]) -> Mapping[str, float]:
+        return self._try(lambda: self.sampler.sample(pids, returns=instance_of(Mapping)), {})
+
+    def summary(self, exit: Any) -> SamplerSummary:
+        return self._try(lambda: self.sampler.summary(exit, returns=instance_of(SamplerSummary)),
+                         SamplerSummary())
+
+    def _try(self, action: Any, fallback: Any) -> Any:
+        try:
+            return action()
+        except PluginError as exc:
+            if str(exc) not in self.failures:
+                self.failures.append(str(exc))
+            return fallback
+
+
+def _samplers(plugins: Plugins, settings: SamplingSettings) -> tuple[list[_GuardedSampler],
+                                                                      list[str]]:
+    """The samplers that apply to this run, and the plugin errors of the factories that failed
+    (a factory's ConfigError refuses the run: it is raised)."""
+    found, failed = [], []
+    for _, factory in plugins.items("samplers"):
+        try:
+            sampler = factory.create(settings, returns=instance_of(Sampler, allow_none=True))
+        except PluginError as exc:
+            failed.append(str(exc))
+            continue
+        if sampler.target is not None:
+            found.append(_GuardedSampler(sampler))
+    return found, failed
 
 
 def _finish(
     base: RunRecord,
     task: TaskSpec,
     outcome: RunOutcome,
-    metrics: Sequence[Any],
-    summaries: Sequence[tuple[str, SamplerSummary]],
+    metrics: Sequence[MetricResult],
+    samplers: Sequence[_GuardedSampler],
     request: RunRequest,
 ) -> RunRecord:
+    summaries = [(s.name, s.summary(outcome.exit)) for s in samplers]
     errors = list(outcome.sampler_errors)
     for _, summary in summaries:
         errors.extend(summary.errors)
@@ -183,8 +242,12 @@ def _finish(
     missing = [m.name for m in metrics if m.missing and not m.optional]
     if status == results.OK and missing:
         status = results.MISSING_METRICS
-    if missing:
-        errors.append(f"required metric(s) never matched: {', '.join(missing)}")
+    unmatched = [m.name for m in metrics if m.missing and not m.optional and not m.error]
+    if unmatched:
+        errors.append(f"required metric(s) never matched: {', '.join(unmatched)}")
+    errors.extend(f"metric {m.name!r}: {m.error}" for m in metrics if m.error)
+    plugin_errors = list(base.plugin_errors) + [f for s in samplers for f in s.failures]
+    plugin_errors += [m.error for m in metrics if m.plugin_failed and m.error]
     memory: dict[str, Any] = {name: dict(s.details) for name, s in summaries}
     memory["sampler_cpu_s"] = round(outcome.sampler_cost_s, 6)
     resource: dict[str, float] = {}
@@ -195,10 +258,11 @@ def _finish(
         started_at=outcome.started_at, duration_s=outcome.duration_s, metrics=tuple(metrics),
         memory=memory, resource_metrics=resource, errors=tuple(errors),
         signal=outcome.interrupted_by, environment=results.environment(task.cwd),
+        plugin_errors=tuple(plugin_errors),
     )
 
 
-def _status(outcome: RunOutcome, request: RunRequest) -> tuple[str, list[str]]:
+def _status(outcome: RunOutcome, request: RunRequest) -> tuple[results.Status, list[str]]:
     """How the command ended, and why a run that did not end well is incomplete."""
     why = []
     if outcome.leftovers_killed:

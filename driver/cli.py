@@ -1,120 +1,184 @@
 """The ``bench-driver`` command line: argparse only; errors become messages and exit codes.
 
 ``bench-driver --task-name NAME`` (the old driver's form) is ``bench-driver run --task-name NAME``.
+Plugins are loaded first (from the ``--config``, ``-p`` and ``--plugins-dir`` found in the
+arguments), because they add options (``bench_driver_addoption``) and subcommands
+(``bench_driver_register_commands``) to the command line, and check them
+(``bench_driver_configure``) before anything starts.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import signal
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
 
-from driver import __version__
-from driver.errors import EXIT_INTERNAL, BenchDriverError, ConfigError
+
+def _quiet_interrupt(signum: int, frame: object) -> None:
+    """Ctrl-C while the driver is still starting: a message and 130, never a traceback."""
+    print("bench-driver: interrupted", file=sys.stderr)
+    raise SystemExit(128 + signum)
+
+
+# Installed before anything else is imported (only over Python's own default handler);
+# main() puts the default back and turns KeyboardInterrupt into the same message.
+if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+    signal.signal(signal.SIGINT, _quiet_interrupt)
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable, Sequence  # noqa: E402
+
+from driver import __version__  # noqa: E402
+from driver.errors import BenchDriverError, ConfigError, ExitCode, help_epilog  # noqa: E402
 
 if TYPE_CHECKING:
     from driver.benchmark import RunOptions
     from driver.config import TaskConfig, TaskSpec
     from driver.plugins import Plugins
 
-SUBCOMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "plot", "experiment", "compare")
+#: The built-in commands; plugins add more (``bench-driver plot`` is the timeline plugin's).
+BUILTIN_COMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "experiment", "compare")
+#: Built-in commands whose options plugins may extend (``bench_driver_addoption``).
+OPTION_COMMANDS = ("run", "list", "check", "plugins", "compare", "convert-cfg")
+CONFIG_COMMANDS = ("run", "list", "check", "plugins")
 OLD_PARAMETER_FLAGS = ("epochs", "kvstore", "dtype")
+
+
+@dataclass
+class Session:
+    """What a command works with: its arguments, the plugins and the config (when it reads one)."""
+
+    args: argparse.Namespace
+    plugins: Plugins
+    config: TaskConfig | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the process exit code."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or args_list[0] not in SUBCOMMANDS + ("-h", "--help", "--version"):
+    code: int = ExitCode.INTERNAL
+    try:
+        code = _main(args_list)
+    except BenchDriverError as exc:
+        print(f"bench-driver: error: {exc}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("bench-driver: interrupted", file=sys.stderr)
+        code = ExitCode.SIGINT
+    except BrokenPipeError:
+        pass  # whoever read our standard output stopped reading; the work itself is done
+    return _flush_stdout(code)
+
+
+def _main(args_list: list[str]) -> int:
+    plugins = _load_plugins(_preparse(args_list))
+    commands = plugins.registry("commands")
+    names = BUILTIN_COMMANDS + tuple(commands)
+    if not args_list or args_list[0] not in names + ("-h", "--help", "--version"):
         args_list.insert(0, "run")
     if args_list[0] == "experiment" and len(args_list) > 1 and not args_list[1].startswith("-"):
         args_list[:1] = ["run", "--experiment"]  # `experiment NAME ...` is `run --experiment NAME`
-    args = build_parser().parse_args(args_list)
+    args = build_parser(plugins).parse_args(args_list)
+    if args.command is None:
+        build_parser(plugins).print_help()
+        return ExitCode.USAGE
+    session = Session(args, plugins)
+    if args.command in CONFIG_COMMANDS:
+        session.config = _load_config(args.config, plugins)
+    plugins.call_hook("bench_driver_configure", options=args, config=session.config)
+    return int(args.handler(session))
+
+
+def _flush_stdout(code: int) -> int:
+    """Flush standard output; a reader that went away (``| head -1``) never changes the code."""
     try:
-        return int(args.handler(args))
-    except BenchDriverError as exc:
-        print(f"bench-driver: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("bench-driver: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_INTERNAL
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python would fail flushing it again at exit
+    return code
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with every subcommand."""
+def _preparse(args_list: Sequence[str]) -> argparse.Namespace:
+    """The options that decide which plugins load, wherever they stand in the arguments."""
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    _add_plugin_options(early)
+    known, _ = early.parse_known_args([a for a in args_list if a not in ("-h", "--help")])
+    return known
+
+
+def _load_plugins(boot: argparse.Namespace) -> Plugins:
+    from driver.config import plugin_dirs_of
+    from driver.plugins import load_plugins
+
+    blocked = [f[3:] for f in boot.plugin_flags if f.startswith("no:")]
+    modules = [f for f in boot.plugin_flags if not f.startswith("no:")]
+    repo_plugins = boot.config.parent / "plugins"
+    dirs = ([repo_plugins] if repo_plugins.is_dir() else []) + plugin_dirs_of(boot.config) + \
+        list(boot.plugins_dir)
+    return load_plugins(plugin_dirs=dirs, blocked=blocked, extra_modules=modules,
+                        trace=boot.trace_hooks)
+
+
+def _load_config(path: Path, plugins: Plugins) -> TaskConfig:
+    from driver.config import load_config
+
+    return load_config(path, plugins.registry("config_tables"))
+
+
+def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
+    """The parser with every built-in and plugin command, and the plugins' options."""
     parser = argparse.ArgumentParser(
         prog="bench-driver",
         description="Run a benchmark task from task_config.toml, scrape its log, measure its "
-        "memory and write a JSON result.",
-        epilog="Exit codes: 0 ok, 3 bad configuration, 4 command failed, 5 required metric "
-        "missing, 6 timeout, 7 plugin error, 8 compare found a regression, 130/143 "
-        "interrupted. See README.md.",
-    )
+        "memory and write a JSON result.", epilog=help_epilog())
     parser.add_argument("--version", action="version", version=f"bench-driver {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    run = sub.add_parser("run", help="run a task (the default command)")
-    _add_config_options(run)
-    target = run.add_mutually_exclusive_group(required=True)
-    target.add_argument("--task-name", help="the [tasks.NAME] to run")
-    target.add_argument("--experiment", metavar="NAME",
-                        help="run or resume [experiments.NAME] (docs/experiments.md)")
-    run.add_argument("--num-gpus", type=int, help="GPUs to hand to the task (default: its num_gpus)")
-    run.add_argument("--gpus", help="explicit GPU indices, e.g. 0,3")
-    run.add_argument("--no-gpu-sampling", action="store_true", help="do not sample GPUs via NVML")
-    run.add_argument("--framework", help="result keys become FRAMEWORK.task.metric")
-    run.add_argument("--metrics-suffix", help="result keys become task.metric.SUFFIX")
-    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                     help="override a command parameter (repeatable)")
-    for flag in OLD_PARAMETER_FLAGS:
-        run.add_argument(f"--{flag}", help=f"same as --set {flag}=VALUE (old driver's flag)")
-    run.add_argument("--seed", type=int, default=0, help="the {seed} parameter (default 0)")
-    run.add_argument("--timeout", type=float, help="end the whole task after SECONDS")
-    run.add_argument("--kill-grace", type=float, default=5.0,
-                     help="seconds between SIGTERM and SIGKILL when ending the task (default 5)")
-    run.add_argument("--output", type=Path, default=Path("dlbenchmark_result.json"),
-                     help="flat JSON result (default: ./dlbenchmark_result.json)")
-    run.add_argument("--runs-dir", type=Path, default=Path("bench-runs"),
-                     help="where run directories go (default: ./bench-runs)")
-    run.add_argument("--sample-interval", type=float, default=0.1,
-                     help="seconds between memory samples (default 0.1)")
-    run.add_argument("--quiet", action="store_true", help="do not echo the task's output")
-    run.add_argument("--plot", choices=("auto", "always", "never"), default="auto",
-                     help="draw timeline.png: auto = runs of 10 s or more, when matplotlib is "
-                     "installed (default)")
-    _add_repeat_options(run)
-    run.set_defaults(handler=_run)
-
-    listing = sub.add_parser("list", help="list the tasks in the config")
-    _add_config_options(listing)
-    listing.set_defaults(handler=_list)
-
-    check = sub.add_parser("check", help="validate every task and experiment (or --task-name) "
-                           "without running anything")
-    _add_config_options(check)
-    check.add_argument("--task-name", action="append", help="only these tasks")
-    check.set_defaults(handler=_check)
-
-    plugins = sub.add_parser("plugins", help="list plugins and what they register")
-    _add_config_options(plugins)
-    plugins.set_defaults(handler=_plugins)
-
-    convert = sub.add_parser("convert-cfg", help="convert an old INI task config to TOML")
-    convert.add_argument("old_config", help="the old task_config.cfg")
-    convert.add_argument("-o", "--output", help="write here (default: standard output)")
-    convert.set_defaults(handler=_convert)
-
-    plot = sub.add_parser("plot", help="draw a run directory's timeline.csv as timeline.png")
-    plot.add_argument("run_dir", type=Path)
-    plot.set_defaults(handler=_plot)
-    _add_experiment_and_compare(sub)
+    built = {
+        "run": _run_parser(sub),
+        "list": _config_command(sub, "list", "list the tasks and experiments in the config",
+                                _list),
+        "check": _check_parser(sub),
+        "plugins": _config_command(sub, "plugins", "list plugins and what they register",
+                                   _plugins),
+        "convert-cfg": _convert_parser(sub),
+        "compare": _compare_parser(sub),
+    }
+    _experiment_alias(sub)
+    for command, command_parser in built.items():
+        _add_plugin_arguments(plugins, command, command_parser)
+    for name, guarded in plugins.items("commands"):
+        _plugin_command(sub, plugins, name, guarded)
     return parser
 
 
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
+def _add_plugin_arguments(plugins: Plugins, command: str,
+                          parser: argparse.ArgumentParser) -> None:
+    try:
+        plugins.call_hook("bench_driver_addoption", command=command, parser=parser)
+    except argparse.ArgumentError as exc:
+        from driver.errors import PluginError
+
+        raise PluginError(f"a plugin added an option that {command!r} already has: {exc}; "
+                          f"disable one of the plugins with -p no:NAME") from exc
+
+
+def _plugin_command(sub: Any, plugins: Plugins, name: str, command: Any) -> None:
+    from driver.errors import PluginError
+
+    if name in BUILTIN_COMMANDS:
+        raise PluginError(f"{plugins.origin('commands', name)}: {name!r} is a built-in command")
+    help_text = str(command.help or "")
+    parser = sub.add_parser(name, help=help_text, description=command.description or help_text)
+    command.add_arguments(parser)
+    parser.set_defaults(handler=lambda session: command.run(session.args, session.plugins))
+
+
+def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=Path("task_config.toml"),
                         help="task config file (default: ./task_config.toml)")
     parser.add_argument("-p", dest="plugin_flags", action="append", default=[], metavar="no:NAME",
@@ -124,76 +188,42 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-hooks", action="store_true", help="print every hook call")
 
 
-def _load(args: argparse.Namespace) -> tuple[TaskConfig, Plugins]:
-    from driver.config import load_config
-    from driver.plugins import TRACE_ENV, load_plugins
-
-    if args.trace_hooks:
-        os.environ[TRACE_ENV] = "1"
-    config = load_config(args.config)
-    blocked = [f[3:] for f in args.plugin_flags if f.startswith("no:")]
-    modules = [f for f in args.plugin_flags if not f.startswith("no:")]
-    repo_plugins = args.config.parent / "plugins"
-    dirs = ([repo_plugins] if repo_plugins.is_dir() else []) + list(config.plugin_dirs) + \
-        list(args.plugins_dir)
-    plugins = load_plugins(plugin_dirs=dirs, blocked=blocked, extra_modules=modules)
-    return config, plugins
+def _config_command(sub: Any, name: str, help_text: str,
+                    handler: Callable[[Session], int]) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text)
+    _add_plugin_options(parser)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    from driver.benchmark import exit_code_for, run_benchmark
-    from driver.config import parse_overrides
-
-    if args.output.is_file():  # a run that fails to start must not leave old values behind
-        args.output.unlink()
-    config, plugins = _load(args)
-    pairs = list(args.set) + [f"{flag}={getattr(args, flag)}" for flag in OLD_PARAMETER_FLAGS
-                              if getattr(args, flag) is not None]
-    if args.experiment is not None:
-        from driver.experiments.matrix import main_experiment
-
-        return main_experiment(args, config, plugins,
-                               parse_overrides(pairs), lambda task: _run_options(args, task))
-    if args.benchmark is not None or args.fix or args.restart:
-        raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
-    task = config.task(args.task_name, plugins.registry("compute_methods"),
-                       parse_overrides(pairs))
-    options = _run_options(args, task)
-    if args.repetitions is not None or args.warmup is not None:
-        from driver.experiments.repetitions import main_repeated
-
-        return main_repeated(args, task, options, plugins)
-    record = run_benchmark(task, options, plugins)
-    if args.junit is not None or args.markdown is not None:
-        from plugins.ci_report import publish_run
-
-        publish_run(record, args.seed, args.junit, args.markdown)
-    return exit_code_for(record)
-
-
-def _run_options(args: argparse.Namespace, task: TaskSpec) -> RunOptions:
-    """The RunOptions of the command line for *task*."""
-    from driver.benchmark import RunOptions
-    from driver.report import ReportSettings
-    from driver.output import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
-
-    return RunOptions(
-        num_gpus=_non_negative("--num-gpus", args.num_gpus),
-        gpus=_gpu_list(args.gpus),
-        gpu_sampling=not args.no_gpu_sampling,
-        sample_interval_s=_positive("--sample-interval", args.sample_interval),
-        timeout_s=None if args.timeout is None else _positive("--timeout", args.timeout),
-        kill_grace_s=args.kill_grace,
-        echo=ECHO_OFF if args.quiet else (ECHO_TIMED if sys.stdout.isatty() else ECHO_PLAIN),
-        runs_dir=args.runs_dir,
-        seed=args.seed,
-        report=ReportSettings(args.output, args.framework or task.framework, args.metrics_suffix,
-                              plot=args.plot),
-    )
+def _run_parser(sub: Any) -> argparse.ArgumentParser:
+    run = _config_command(sub, "run", "run a task (the default command)", _run)
+    target = run.add_mutually_exclusive_group(required=True)
+    target.add_argument("--task-name", help="the [tasks.NAME] to run")
+    target.add_argument("--experiment", metavar="NAME",
+                        help="run or resume [experiments.NAME] (docs/experiments.md)")
+    run.add_argument("--num-gpus", type=int, help="GPUs to hand to the task (default: its num_gpus)")
+    run.add_argument("--gpus", help="explicit GPU indices, e.g. 0,3")
+    run.add_argument("--no-gpu-sampling", action="store_true", help="do not sample GPUs via NVML")
+    run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a command parameter (repeatable)")
+    for flag in OLD_PARAMETER_FLAGS:
+        run.add_argument(f"--{flag}", help=f"same as --set {flag}=VALUE (old driver's flag)")
+    run.add_argument("--seed", type=int, default=0, help="the {seed} parameter (default 0)")
+    run.add_argument("--timeout", type=float, help="end the whole task after SECONDS")
+    run.add_argument("--kill-grace", type=float, default=5.0,
+                     help="seconds between SIGTERM and SIGKILL when ending the task (default 5)")
+    run.add_argument("--runs-dir", type=Path, default=Path("bench-runs"),
+                     help="where run directories go (default: ./bench-runs)")
+    run.add_argument("--sample-interval", type=float, default=0.1,
+                     help="seconds between memory samples (default 0.1)")
+    run.add_argument("--quiet", action="store_true", help="do not echo the task's output")
+    _add_repeat_options(run)
+    return run
 
 
 def _add_repeat_options(run: argparse.ArgumentParser) -> None:
-    """Repetitions, experiments and CI outputs (docs/experiments.md)."""
+    """Repetitions and experiments (docs/experiments.md)."""
     run.add_argument("--repetitions", type=int, metavar="N",
                      help="run N times (seed = --seed + repetition index) and report statistics")
     run.add_argument("--warmup", type=int, metavar="K",
@@ -208,17 +238,31 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--restart", action="store_true",
                      help="with --experiment: discard the selected variants' earlier runs "
                      "instead of resuming them")
-    run.add_argument("--junit", type=Path, metavar="PATH", help="also write JUnit XML here")
-    run.add_argument("--markdown", type=Path, metavar="PATH",
-                     help="also write a Markdown summary here")
 
 
-def _add_experiment_and_compare(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """The ``experiment`` alias and the ``compare`` subcommand."""
+def _check_parser(sub: Any) -> argparse.ArgumentParser:
+    check = _config_command(sub, "check", "validate every task and experiment (or "
+                            "--task-name) without running anything", _check)
+    check.add_argument("--task-name", action="append", help="only these tasks")
+    return check
+
+
+def _convert_parser(sub: Any) -> argparse.ArgumentParser:
+    convert = sub.add_parser("convert-cfg", help="convert an old INI task config to TOML")
+    convert.add_argument("old_config", help="the old task_config.cfg")
+    convert.add_argument("-o", "--output", help="write here (default: standard output)")
+    convert.set_defaults(handler=_convert)
+    return convert
+
+
+def _experiment_alias(sub: Any) -> None:
     alias = sub.add_parser("experiment", help="run or resume [experiments.NAME] (the same as "
                            "run --experiment NAME; it takes every option of run)")
     alias.add_argument("name", metavar="NAME")
     alias.set_defaults(handler=_run)
+
+
+def _compare_parser(sub: Any) -> argparse.ArgumentParser:
     compare = sub.add_parser(
         "compare", help="compare two results; exit 8 on a regression",
         description="Compare BASELINE and NEW: flat result files, run records, summary.json of "
@@ -239,29 +283,95 @@ def _add_experiment_and_compare(sub: argparse._SubParsersAction) -> None:  # typ
                          help="significance test when both sides have repetitions (default welch)")
     compare.add_argument("--alpha", type=float, default=0.05,
                          help="significance level (default 0.05)")
-    compare.add_argument("--junit", type=Path, metavar="PATH", help="also write JUnit XML here")
-    compare.add_argument("--markdown", type=Path, metavar="PATH",
-                         help="also write the table as Markdown here")
     compare.set_defaults(handler=_compare)
+    return compare
 
 
-def _compare(args: argparse.Namespace) -> int:
+# --- the commands -------------------------------------------------------------------------------
+
+
+def _run(session: Session) -> int:
+    from driver.benchmark import exit_code_for, run_benchmark
+    from driver.config import parse_overrides
+
+    args, plugins, config = session.args, session.plugins, session.config
+    assert config is not None
+    pairs = list(args.set) + [f"{flag}={getattr(args, flag)}" for flag in OLD_PARAMETER_FLAGS
+                              if getattr(args, flag) is not None]
+    _check_run_flags(args)
+    if args.experiment is not None:
+        from driver.experiments.matrix import main_experiment
+
+        return main_experiment(args, config, plugins, parse_overrides(pairs),
+                               lambda task: _run_options(args, task, plugins))
+    if args.benchmark is not None or args.fix or args.restart:
+        raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
+    task = config.task(args.task_name, plugins.registry("compute_methods"),
+                       parse_overrides(pairs))
+    options = _run_options(args, task, plugins)
+    if args.repetitions is not None or args.warmup is not None:
+        from driver.experiments.repetitions import main_repeated
+
+        return main_repeated(args, task, options, plugins)
+    return exit_code_for(run_benchmark(task, options, plugins))
+
+
+def _run_options(args: argparse.Namespace, task: TaskSpec, plugins: Plugins) -> RunOptions:
+    """The RunOptions of the command line for *task*."""
+    from driver.benchmark import RunOptions
+    from driver.output import ECHO_OFF, ECHO_PLAIN, ECHO_TIMED
+    from driver.report import ReportSettings, begin_once
+
+    report = ReportSettings(options=args, framework=task.framework)
+    return RunOptions(
+        num_gpus=_non_negative("--num-gpus", args.num_gpus),
+        gpus=_gpu_list(args.gpus),
+        gpu_sampling=not args.no_gpu_sampling,
+        sample_interval_s=args.sample_interval,
+        timeout_s=args.timeout,
+        kill_grace_s=args.kill_grace,
+        echo=ECHO_OFF if args.quiet else (ECHO_TIMED if sys.stdout.isatty() else ECHO_PLAIN),
+        runs_dir=args.runs_dir,
+        seed=args.seed,
+        report=report,
+        on_start=begin_once(plugins, report),
+    )
+
+
+def _check_run_flags(args: argparse.Namespace) -> None:
+    """Numbers and paths of ``run`` checked before anything starts."""
+    from driver.paths import check_directory_writable
+
+    _positive("--sample-interval", args.sample_interval)
+    if args.timeout is not None:
+        _positive("--timeout", args.timeout)
+    if not (math.isfinite(args.kill_grace) and args.kill_grace >= 0):
+        raise ConfigError(f"--kill-grace {args.kill_grace}: expected a finite number of "
+                          f"seconds >= 0")
+    check_directory_writable(args.runs_dir, "--runs-dir")
+
+
+def _compare(session: Session) -> int:
     from driver.experiments.compare import main_compare
 
-    return main_compare(args)
+    return main_compare(session.args, session.plugins)
 
 
-def _list(args: argparse.Namespace) -> int:
-    from driver.config import load_config
-
-    config = load_config(args.config)
+def _list(session: Session) -> int:
+    config = session.config
+    assert config is not None
     for name, table in config.tasks.items():
         print(f"{name:<32} {table.get('description', '')}".rstrip())
+    for name, table in config.experiments.items():
+        described = table.get("description", "") if isinstance(table, dict) else ""
+        print(f"{name:<32} experiment of {table.get('task', '?') if isinstance(table, dict) else '?'}"
+              f"{': ' + described if described else ''}")
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
-    config, plugins = _load(args)
+def _check(session: Session) -> int:
+    args, plugins, config = session.args, session.plugins, session.config
+    assert config is not None
     methods = plugins.registry("compute_methods")
     names = args.task_name or list(config.tasks)
     for name in names:
@@ -277,8 +387,8 @@ def _check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plugins(args: argparse.Namespace) -> int:
-    _, plugins = _load(args)
+def _plugins(session: Session) -> int:
+    plugins = session.plugins
     for name, info in plugins.infos.items():
         where = f" {info.path}" if info.path else ""
         print(f"{name}  [{info.source}]{where}")
@@ -287,17 +397,10 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _convert(args: argparse.Namespace) -> int:
+def _convert(session: Session) -> int:
     from driver.convert import main_convert
 
-    return main_convert(args.old_config, args.output)
-
-
-def _plot(args: argparse.Namespace) -> int:
-    from plugins.timeline_plot.draw import plot_timeline
-
-    print(plot_timeline(args.run_dir))
-    return 0
+    return main_convert(session.args.old_config, session.args.output)
 
 
 def _gpu_list(text: str | None) -> tuple[int, ...] | None:
@@ -319,6 +422,6 @@ def _non_negative(flag: str, value: int | None) -> int | None:
 
 
 def _positive(flag: str, value: float) -> float:
-    if not value > 0:
-        raise ConfigError(f"{flag} {value}: expected a number > 0")
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{flag} {value}: expected a finite number > 0")
     return value

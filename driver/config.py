@@ -80,19 +80,21 @@ class TaskSpec:
     def render_command(self, builtins: Mapping[str, ParamValue]) -> str:
         """Substitute parameters (task defaults, overridden by --set, then built-ins), quoted."""
         values = {**self.params, **builtins}
-        quoted = {k: shlex.quote(_param_text(v)) for k, v in values.items()}
+        quoted = {k: shlex.quote(param_text(v)) for k, v in values.items()}
         return self.command.format_map(quoted)
 
 
 @dataclass(frozen=True)
 class TaskConfig:
-    """A parsed task_config.toml: raw task tables, resolved lazily into TaskSpecs."""
+    """A parsed task_config.toml: raw task tables, resolved lazily into TaskSpecs, and the raw
+    top-level tables plugins claimed (``bench_driver_register_config_tables``), for them to check."""
 
     path: Path
     defaults: Mapping[str, Any]
     tasks: Mapping[str, Mapping[str, Any]]
     experiments: Mapping[str, Any]
     plugin_dirs: tuple[Path, ...]
+    tables: Mapping[str, Any] = field(default_factory=dict)
 
     def task(
         self,
@@ -125,8 +127,10 @@ class TaskConfig:
         return merged
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:
-    """Read and structurally check a task config file."""
+def load_config(path: str | Path = DEFAULT_CONFIG,
+                plugin_tables: Mapping[str, str] | None = None) -> TaskConfig:
+    """Read and structurally check a task config file. *plugin_tables* names the top-level
+    tables plugins own (``{key: description}``): they are accepted and kept raw."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -137,11 +141,13 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    claimed = dict(plugin_tables or {})
+    known = TOP_LEVEL_KEYS + tuple(claimed)
     for key in data:
-        if key not in TOP_LEVEL_KEYS:
+        if key not in known:
             raise ConfigError(
-                f"{path}: unknown top-level key {key!r}{did_you_mean(key, TOP_LEVEL_KEYS)}; "
-                f"known: {', '.join(TOP_LEVEL_KEYS)}"
+                f"{path}: unknown top-level key {key!r}{did_you_mean(key, known)}; "
+                f"known: {', '.join(known)}"
             )
     tasks = data.get("tasks", {})
     _expect(path, "[tasks]", tasks, dict, "a table of [tasks.NAME] tables")
@@ -154,8 +160,22 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> TaskConfig:
     experiments = data.get("experiments", {})
     _expect(path, "[experiments]", experiments, dict, "a table")
     return TaskConfig(
-        path, defaults, tasks, experiments, tuple(path.parent / d for d in dirs)
+        path, defaults, tasks, experiments, tuple(path.parent / d for d in dirs),
+        {k: v for k, v in data.items() if k in claimed},
     )
+
+
+def plugin_dirs_of(path: str | Path) -> list[Path]:
+    """The ``plugin_dirs`` of the config at *path*, read leniently before plugins load (a config
+    that cannot be read gives none here; the command that needs it reports why)."""
+    try:
+        with open(path, "rb") as f:
+            dirs = tomllib.load(f).get("plugin_dirs", [])
+    except (OSError, ValueError):
+        return []
+    if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
+        return []
+    return [Path(path).parent / d for d in dirs]
 
 
 def parse_overrides(
@@ -171,7 +191,8 @@ def parse_overrides(
     return found
 
 
-def _param_text(value: ParamValue) -> str:
+def param_text(value: ParamValue) -> str:
+    """A parameter value as the command sees it (booleans as ``true``/``false``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -9,28 +9,33 @@ Where plugins come from, in load order:
    in every ``--plugins-dir``, in the config's ``plugin_dirs`` and in ``BENCH_DRIVER_PLUGINS_DIRS``
    (``os.pathsep``-separated).
 
-``-p no:NAME`` blocks a plugin by name before it loads.
+``-p no:NAME`` blocks a plugin by name before it loads (an unknown NAME is a configuration error).
+What a run loaded is a :class:`PluginSet`; the driver hands it to the task's own Python code in
+``BENCH_DRIVER_PLUGIN_SET``, so that :func:`load_task_plugins` there loads exactly the same plugins.
+Every call into what the plugins register goes through :mod:`driver.guard`.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
 
 from driver import hookspecs
-from driver.errors import PluginError
+from driver.errors import ConfigError, PluginError, did_you_mean
+from driver.guard import Guarded, Origin, call
 
 ENTRY_POINT_GROUP = "bench_driver"
 DISABLE_AUTOLOAD_ENV = "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD"
 PLUGIN_DIRS_ENV = "BENCH_DRIVER_PLUGINS_DIRS"
-TRACE_ENV = "BENCH_DRIVER_TRACE_HOOKS"
+PLUGIN_SET_ENV = "BENCH_DRIVER_PLUGIN_SET"
 
 #: The built-in plugins. The core imports plugins only through this list.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -39,6 +44,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.gpu_nvml",
     "plugins.json_report",
     "plugins.console_report",
+    "plugins.ci_report",
     "plugins.timeline_plot",
     "plugins.toy_search",
     "plugins.nas201",
@@ -54,7 +60,11 @@ REGISTRIES: dict[str, str] = {
     "search_spaces": "bench_driver_register_search_spaces",
     "evaluators": "bench_driver_register_evaluators",
     "nas_algorithms": "bench_driver_register_nas_algorithms",
+    "commands": "bench_driver_register_commands",
+    "config_tables": "bench_driver_register_config_tables",
 }
+#: Hooks called with arguments at a fixed moment (not registries).
+CALL_HOOKS: tuple[str, ...] = ("bench_driver_addoption", "bench_driver_configure")
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,33 @@ class PluginInfo:
     """Where one registered plugin came from, for ``bench-driver plugins``."""
 
     name: str
-    source: str  # "built-in", "entry point DIST VERSION", "drop-in PATH", "module"
+    source: str  # "built-in", "entry point DIST VERSION", "drop-in", "module"
     path: str | None
+
+
+@dataclass(frozen=True)
+class PluginSet:
+    """What to load: the driver's choice, handed unchanged to the task's own Python code."""
+
+    dirs: tuple[str, ...] = ()  # absolute drop-in folders, in load order
+    blocked: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+    autoload: bool = True
+
+    def to_env(self) -> str:
+        """The value of ``BENCH_DRIVER_PLUGIN_SET`` for the task's environment."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_env(cls, text: str) -> PluginSet:
+        """The set a driver handed over; ConfigError when the variable is not one."""
+        try:
+            doc = json.loads(text)
+            return cls(tuple(doc["dirs"]), tuple(doc["blocked"]), tuple(doc["modules"]),
+                       bool(doc["autoload"]))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{PLUGIN_SET_ENV}={text[:80]!r} is not a plugin set written by "
+                              f"bench-driver ({exc}); unset it") from None
 
 
 class _Manager(pluggy.PluginManager):
@@ -85,11 +120,28 @@ class Plugins:
 
     manager: pluggy.PluginManager
     infos: dict[str, PluginInfo] = field(default_factory=dict)
+    plugin_set: PluginSet = field(default_factory=PluginSet)
+    trace: bool = False  # print every hook call on stderr (--trace-hooks)
     _registries: dict[str, dict[str, tuple[Any, str]]] = field(default_factory=dict)
 
     def registry(self, kind: str) -> dict[str, Any]:
-        """``{name: object}`` contributed by every plugin for *kind* (see :data:`REGISTRIES`)."""
+        """``{name: object}`` contributed by every plugin for *kind* (see :data:`REGISTRIES`):
+        the plugins' own objects, for listings and validation; call them through :meth:`get`."""
         return {name: obj for name, (obj, _) in self._entries(kind).items()}
+
+    def get(self, kind: str, name: str) -> Guarded:
+        """The object registered as *name* in *kind*, every call into it guarded."""
+        return Guarded(self._entries(kind)[name][0], self.origin(kind, name))
+
+    def items(self, kind: str) -> Iterator[tuple[str, Guarded]]:
+        """``(name, guarded object)`` for every entry of *kind*, in registration order."""
+        for name in self._entries(kind):
+            yield name, self.get(kind, name)
+
+    def origin(self, kind: str, name: str) -> Origin:
+        """Plugin, file, hook and name of one registered object."""
+        owner = self._entries(kind)[name][1]
+        return Origin(owner, self._path(owner), REGISTRIES[kind], kind, name)
 
     def owner(self, kind: str, name: str) -> str:
         """The name of the plugin that registered *name* in *kind*."""
@@ -104,6 +156,13 @@ class Plugins:
                 found[kind] = names
         return found
 
+    def call_hook(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a call hook (:data:`CALL_HOOKS`) on every plugin implementing it, guarded."""
+        for impl in getattr(self.manager.hook, hook_name).get_hookimpls():
+            self._trace(hook_name, impl.plugin_name)
+            origin = Origin(impl.plugin_name, self._path(impl.plugin_name), hook_name)
+            call(origin, f"{hook_name}()", impl.function, **kwargs)
+
     def _entries(self, kind: str) -> dict[str, tuple[Any, str]]:
         if kind not in self._registries:
             self._registries[kind] = self._build(kind)
@@ -114,8 +173,7 @@ class Plugins:
         caller = getattr(self.manager.hook, hook_name)
         entries: dict[str, tuple[Any, str]] = {}
         for impl in caller.get_hookimpls():  # registration order: built-ins first
-            contributed = self._call(impl, hook_name)
-            for name, obj in contributed.items():
+            for name, obj in self._call(impl, hook_name).items():
                 if name in entries:
                     other = entries[name][1]
                     raise PluginError(
@@ -127,28 +185,32 @@ class Plugins:
         return entries
 
     def _call(self, impl: Any, hook_name: str) -> Mapping[str, Any]:
-        if os.environ.get(TRACE_ENV):
-            print(f"[hook] {hook_name} -> {impl.plugin_name}", file=sys.stderr)
-        try:
-            result = impl.function()
-        except Exception as exc:  # a plugin bug: say which plugin, not a traceback
-            raise PluginError(
-                f"plugin {self._describe(impl.plugin_name)} failed in {hook_name}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        if result is None:
-            return {}
-        if not isinstance(result, Mapping):
-            raise PluginError(
-                f"plugin {self._describe(impl.plugin_name)}: {hook_name} must return a mapping "
-                f"{{name: object}}, got {type(result).__name__}"
-            )
-        return result
+        self._trace(hook_name, impl.plugin_name)
+        origin = Origin(impl.plugin_name, self._path(impl.plugin_name), hook_name)
+        result = call(origin, f"{hook_name}()", impl.function, returns=_registry_mapping)
+        return result or {}
+
+    def _trace(self, hook_name: str, plugin_name: str) -> None:
+        if self.trace:
+            print(f"[hook] {hook_name} -> {plugin_name}", file=sys.stderr)
+
+    def _path(self, plugin_name: str) -> str | None:
+        info = self.infos.get(plugin_name)
+        return info.path if info else None
 
     def _describe(self, plugin_name: str) -> str:
-        info = self.infos.get(plugin_name)
-        where = f" ({info.path})" if info and info.path else ""
-        return f"{plugin_name!r}{where}"
+        path = self._path(plugin_name)
+        return f"{plugin_name!r}{f' ({path})' if path else ''}"
+
+
+def _registry_mapping(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        return "a registry hook must return a mapping {name: object}"
+    if not all(isinstance(name, str) and name for name in value):
+        return "every registered name must be a non-empty string"
+    return None
 
 
 def load_plugins(
@@ -157,30 +219,54 @@ def load_plugins(
     blocked: Iterable[str] = (),
     extra_modules: Iterable[str] = (),
     autoload: bool | None = None,
+    trace: bool = False,
 ) -> Plugins:
-    """Load every plugin and check their hooks. Raises :class:`PluginError` naming the culprit."""
-    manager = _Manager(hookspecs.PROJECT)
-    manager.add_hookspecs(hookspecs)
-    for name in blocked:
-        manager.set_blocked(name)
-    plugins = Plugins(manager)
-    for module_name in DEFAULT_PLUGINS:
-        _register_module(plugins, module_name, "built-in")
-    for module_name in extra_modules:
-        _register_module(plugins, module_name, "module")
+    """Load every plugin and check their hooks. Raises :class:`PluginError` naming the culprit,
+    or :class:`ConfigError` for a ``-p no:NAME`` that names no plugin."""
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
+    dirs = _dropin_dirs(plugin_dirs)
+    chosen = PluginSet(tuple(str(d.resolve()) for d in dirs), tuple(blocked),
+                       tuple(extra_modules), autoload)
+    manager = _Manager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    for name in chosen.blocked:
+        manager.set_blocked(name)
+    plugins = Plugins(manager, plugin_set=chosen, trace=trace)
+    seen: set[str] = set()  # every plugin name met, blocked or not: for "-p no:" checking
+    for module_name in DEFAULT_PLUGINS:
+        _register_module(plugins, module_name, "built-in", seen)
+    for module_name in chosen.modules:
+        _register_module(plugins, module_name, "module", seen)
     if autoload:
-        _load_entry_points(plugins)
-    for directory in _dropin_dirs(plugin_dirs):
-        _load_dropin_dir(plugins, directory)
+        _load_entry_points(plugins, seen)
+    for directory in dirs:
+        _load_dropin_dir(plugins, directory, seen)
+    _check_blocked(chosen.blocked, seen)
     _check_hooks(plugins)
     return plugins
 
 
+def load_task_plugins() -> Plugins:
+    """The plugins for a task's own Python code: exactly the set the driver that started it
+    loaded (``BENCH_DRIVER_PLUGIN_SET``), or the defaults when run by hand."""
+    text = os.environ.get(PLUGIN_SET_ENV)
+    if not text:
+        return load_plugins()
+    chosen = PluginSet.from_env(text)
+    return load_plugins(plugin_dirs=chosen.dirs, blocked=chosen.blocked,
+                        extra_modules=chosen.modules, autoload=chosen.autoload)
+
+
+def _check_blocked(blocked: Iterable[str], seen: set[str]) -> None:
+    for name in blocked:
+        if name not in seen:
+            listing = ", ".join(sorted(seen))
+            raise ConfigError(f"-p no:{name}: no plugin is named {name!r}"
+                              f"{did_you_mean(name, seen)}; plugins: {listing}")
+
+
 def _register(plugins: Plugins, module: Any, name: str, info: PluginInfo) -> None:
-    if plugins.manager.is_blocked(name):
-        return
     try:
         plugins.manager.register(module, name=name)
     except Exception as exc:
@@ -188,9 +274,10 @@ def _register(plugins: Plugins, module: Any, name: str, info: PluginInfo) -> Non
     plugins.infos[name] = info
 
 
-def _register_module(plugins: Plugins, module_name: str, source: str) -> None:
+def _register_module(plugins: Plugins, module_name: str, source: str, seen: set[str]) -> None:
     short = module_name.rsplit(".", 1)[-1]
-    if plugins.manager.is_blocked(short):
+    seen.update((short, module_name))
+    if plugins.manager.is_blocked(short) or plugins.manager.is_blocked(module_name):
         return
     try:
         module = importlib.import_module(module_name)
@@ -224,29 +311,38 @@ def _any_entry_points() -> bool:
     return False
 
 
-def _load_entry_points(plugins: Plugins) -> None:
+def _load_entry_points(plugins: Plugins, seen: set[str]) -> None:
     if not _any_entry_points():
         return
     from importlib import metadata
 
+    claimed: dict[str, tuple[str, str]] = {}  # entry-point name -> (distribution, its value)
     for dist in metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP or plugins.manager.is_blocked(ep.name):
+            if ep.group != ENTRY_POINT_GROUP:
                 continue
-            if plugins.manager.get_plugin(ep.name) is not None:
-                continue  # the same distribution seen twice on sys.path
-            dist_name = dist.metadata["name"]
+            dist_name, source = dist.metadata["name"], f"entry point {dist.metadata['name']} " \
+                f"{dist.version}"
+            if ep.name in claimed:
+                if claimed[ep.name] == (dist_name, ep.value):
+                    continue  # the same distribution seen twice on sys.path
+                other = claimed[ep.name][0]
+                raise PluginError(
+                    f"entry point {ep.name!r} is claimed by two distributions: {other} and "
+                    f"{dist_name} ({ep.value}); uninstall one, or block one with -p no:{ep.name} "
+                    f"(which blocks both)")
+            claimed[ep.name] = (dist_name, ep.value)
+            seen.add(ep.name)
+            if plugins.manager.is_blocked(ep.name) or plugins.manager.get_plugin(ep.name):
+                continue
             try:
                 obj = ep.load()
             except Exception as exc:
                 raise PluginError(
-                    f"entry point {ep.name!r} ({ep.value}) of {dist_name} {dist.version} failed to "
-                    f"import: {type(exc).__name__}: {exc}"
-                ) from exc
-            info = PluginInfo(
-                ep.name, f"entry point {dist_name} {dist.version}", getattr(obj, "__file__", None)
-            )
-            _register(plugins, obj, ep.name, info)
+                    f"{source} ({ep.name} = {ep.value}) failed to import: "
+                    f"{type(exc).__name__}: {exc}") from exc
+            _register(plugins, obj, ep.name, PluginInfo(ep.name, source,
+                                                         getattr(obj, "__file__", None)))
 
 
 def _dropin_dirs(explicit: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -263,7 +359,7 @@ def _dropin_dirs(explicit: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return unique
 
 
-def _load_dropin_dir(plugins: Plugins, directory: Path) -> None:
+def _load_dropin_dir(plugins: Plugins, directory: Path, seen: set[str]) -> None:
     if not directory.is_dir():
         raise PluginError(f"plugin folder {str(directory)!r} does not exist or is not a folder")
     loaded = {
@@ -277,12 +373,13 @@ def _load_dropin_dir(plugins: Plugins, directory: Path) -> None:
         if builtin_copy and path.stem in builtins:
             continue  # a built-in, already loaded from the installed package
         name = path.stem
+        seen.add(name)
         if plugins.manager.is_blocked(name):
             continue
         if plugins.manager.get_plugin(name) is not None:
             name = str(path)  # two folders each with random.py: keep both, named by path
         module = _import_file(path)
-        _register(plugins, module, name, PluginInfo(name, "drop-in", str(path)))
+        _register(plugins, module, name, PluginInfo(name, "drop-in", str(path.resolve())))
 
 
 def _import_file(path: Path) -> Any:
@@ -311,12 +408,10 @@ def _import_file(path: Path) -> Any:
 
 def _check_hooks(plugins: Plugins) -> None:
     """Misspelt hooks: every ``bench_driver_*`` function must match a hook in driver.hookspecs."""
-    known = sorted(REGISTRIES.values())
+    known = sorted([*REGISTRIES.values(), *CALL_HOOKS])
     for name, hook_caller in vars(plugins.manager.hook).items():
         if hook_caller.spec is not None:
             continue
-        from driver.errors import did_you_mean
-
         for impl in hook_caller.get_hookimpls():
             info = plugins.infos.get(impl.plugin_name)
             where = f" ({info.path})" if info and info.path else ""

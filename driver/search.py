@@ -18,7 +18,9 @@ from __future__ import annotations
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Mapping, Sequence
+from typing import Any, Callable, Hashable, Literal, Mapping, Sequence
+
+from driver.errors import ConfigError
 
 #: A configuration: whatever the search space proposes (an architecture string, a dict ...).
 #: It must be hashable so searchers can remember what they have seen.
@@ -44,10 +46,25 @@ class TrialResult:
     info: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: What a searcher may need of a space, and the SearchSpace methods that provide it.
+Capability = Literal["mutation", "neighbours", "categorical"]
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "mutation": ("mutate",),
+    "neighbours": ("neighbours",),
+    "categorical": ("choices", "encode", "decode"),
+}
+
+
 class SearchSpace(ABC):
-    """A set of configurations. Only :meth:`sample` is required."""
+    """A set of configurations. Only :meth:`sample` is required; the other methods give the
+    capabilities of :data:`CAPABILITIES` that some searchers need."""
 
     name: str = "space"
+
+    def supports(self, capability: str) -> bool:
+        """Whether this space implements *capability* (one of :data:`CAPABILITIES`)."""
+        return all(getattr(type(self), method) is not getattr(SearchSpace, method)
+                   for method in CAPABILITIES[capability])
 
     @abstractmethod
     def sample(self, rng: random.Random) -> Config:
@@ -90,10 +107,13 @@ class Searcher(ABC):
     """Proposes configurations (:meth:`ask`) and learns from results (:meth:`tell`).
 
     Subclasses take ``(space, seed, **options)`` and must be reproducible for a given seed. The
-    lifecycle methods :meth:`setup` and :meth:`close` do nothing by default.
+    lifecycle methods :meth:`setup` and :meth:`close` do nothing by default. ``requires`` names
+    what the searcher needs of its space (:data:`CAPABILITIES`); :func:`check_requirements` checks
+    it before the searcher is made.
     """
 
     name: str = "searcher"
+    requires: tuple[Capability, ...] = ()
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         if options:
@@ -122,6 +142,20 @@ class Searcher(ABC):
         trial = Trial(self._trials, config, fidelity)
         self._trials += 1
         return trial
+
+
+def check_requirements(searcher: type[Searcher], space: SearchSpace, searcher_name: str,
+                       space_name: str) -> None:
+    """ConfigError, naming both, when *space* lacks a capability *searcher* requires."""
+    missing = [c for c in searcher.requires if not space.supports(c)]
+    if missing:
+        needs = ", ".join(f"{c} ({'/'.join(CAPABILITIES[c])})" for c in missing)
+        offered = [c for c in CAPABILITIES if space.supports(c)]
+        raise ConfigError(
+            f"searcher {searcher_name!r} needs a search space with {needs}, which space "
+            f"{space_name!r} ({type(space).__module__}.{type(space).__name__}) does not "
+            f"provide (it offers: {', '.join(offered) or 'sampling only'}); choose another "
+            f"searcher (random works on any space) or add the methods to the space")
 
 
 class NASAlgorithm(ABC):

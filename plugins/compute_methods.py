@@ -13,11 +13,15 @@ import math
 from typing import Sequence
 
 from driver.hookspecs import hookimpl
-from driver.reduce import ComputeMethod, ReduceContext
+from driver.reduce import ComputeMethod, ReduceContext, quantile
 
 
 def average(values: Sequence[float], ctx: ReduceContext) -> float:
-    return math.fsum(values) / len(values)
+    """The mean; exact even where the sum alone would overflow a float (two values of 1e308)."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
 
 
 def total(values: Sequence[float], ctx: ReduceContext) -> float:
@@ -25,13 +29,14 @@ def total(values: Sequence[float], ctx: ReduceContext) -> float:
 
 
 def average_aggregate(values: Sequence[float], ctx: ReduceContext) -> float:
-    return math.fsum(values) / len(values) * ctx.workers
+    return average(values, ctx) * ctx.workers
 
 
 def median(values: Sequence[float], ctx: ReduceContext) -> float:
     import statistics  # imported when used: it pulls in decimal and fractions
 
-    return float(statistics.median(values))
+    middle = float(statistics.median(values))  # the mean of the middle two: it can overflow
+    return middle if math.isfinite(middle) else quantile(values, 0.5)
 
 
 def std(values: Sequence[float], ctx: ReduceContext) -> float:
@@ -44,11 +49,7 @@ def percentile(q: float) -> ComputeMethod:
     """The q-th percentile (0 <= q <= 100), linear interpolation between closest ranks."""
 
     def method(values: Sequence[float], ctx: ReduceContext) -> float:
-        ordered = sorted(values)
-        rank = (len(ordered) - 1) * q / 100.0
-        low = math.floor(rank)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+        return quantile(values, q / 100.0)
 
     return method
 

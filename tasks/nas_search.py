@@ -33,8 +33,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from driver.errors import BenchDriverError, ConfigError, did_you_mean  # noqa: E402
-from driver.plugins import load_plugins  # noqa: E402
-from driver.search import SearchBudget, SearchOutcome, run_search  # noqa: E402
+from driver.plugins import Plugins, load_task_plugins  # noqa: E402
+from driver.guard import Guarded, call  # noqa: E402
+from driver.search import (SearchBudget, SearchOutcome, Searcher, SearchSpace,  # noqa: E402
+                           check_requirements, run_search)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -72,12 +74,15 @@ def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def lookup(registry: dict[str, Any], kind: str, name: str) -> Any:
-    """The registered object *name*, or a ConfigError listing what is registered."""
+def lookup(plugins: Plugins, kind: str, name: str) -> Any:
+    """The registered object *name* of registry *kind*, every call into it guarded, or a
+    ConfigError listing what is registered."""
+    registry = plugins.registry(kind)
     if name not in registry:
         known = ", ".join(sorted(registry)) or "(none)"
-        raise ConfigError(f"no {kind} {name!r}{did_you_mean(name, registry)}; registered: {known}")
-    return registry[name]
+        what = kind[:-1].replace("_", " ")
+        raise ConfigError(f"no {what} {name!r}{did_you_mean(name, registry)}; registered: {known}")
+    return plugins.get(kind, name)
 
 
 def evaluator_options(factory: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
@@ -94,22 +99,33 @@ def evaluator_options(factory: Callable[..., Any], args: argparse.Namespace) -> 
 
 
 def run(args: argparse.Namespace) -> SearchOutcome:
-    """Load the plugins, build space, evaluator and searcher, and search within the budget."""
-    plugins = load_plugins()
-    space = lookup(plugins.registry("search_spaces"), "search space", args.space)()
-    factory = lookup(plugins.registry("evaluators"), "evaluator", args.evaluator or args.space)
-    evaluator = factory(space, **evaluator_options(factory, args))
-    searcher_class = lookup(plugins.registry("searchers"), "searcher", args.searcher)
-    try:
-        searcher = searcher_class(space, seed=args.seed, **parse_options(args.option))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"searcher {args.searcher!r}: {exc}") from None
+    """Load the plugins the driver loaded, build space, evaluator and searcher (checked against
+    each other before the first evaluation), and search within the budget."""
+    plugins = load_task_plugins()
+    space = lookup(plugins, "search_spaces", args.space).create()
+    factory = lookup(plugins, "evaluators", args.evaluator or args.space)
+    evaluator = factory.create(space, **evaluator_options(factory.target, args))
+    searcher_class = lookup(plugins, "searchers", args.searcher)
+    check_requirements(searcher_class.target, space.target, args.searcher, args.space)
+    options = parse_options(args.option)
+    made = call(searcher_class.origin, "the searcher's constructor", _searcher_with_options,
+                searcher_class.target, space, args.seed, options, args.searcher)
+    searcher = Guarded(made, searcher_class.origin)
     budget = SearchBudget(args.max_evaluations, args.time_budget)
     log = None if args.quiet else (lambda line: print(line, flush=True))
     try:
         return run_search(searcher, evaluator, budget, log)
     except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
         raise ConfigError(f"search {args.searcher!r} on {args.space!r}: {exc}") from None
+
+
+def _searcher_with_options(cls: type[Searcher], space: SearchSpace, seed: int,
+                           options: dict[str, Any], name: str) -> Searcher:
+    """Make the searcher; options it rejects (TypeError, ValueError) are the user's error."""
+    try:
+        return cls(space, seed=seed, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"searcher {name!r}: {exc}") from None
 
 
 def print_final(outcome: SearchOutcome) -> None:

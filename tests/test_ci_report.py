@@ -6,23 +6,27 @@ import csv
 import io
 import xml.etree.ElementTree as ET
 
+from driver.experiments.summary import SetRun, SetSummary, record_metas
+from driver.reduce import MetricResult
+from driver.results import RunRecord, write_text_atomic
 from plugins.ci_report import (JUnitCase, append_step_summary, csv_text, junit_xml, markdown_text,
-                               print_table, set_cases, write_text_atomic)
-from driver.experiments.stats import record_metas, run_entry, set_summary
+                               set_cases)
+from plugins.console_report import print_table
 
 
 def record(status="ok", speed=None, exit_code=0, index=0):
-    return {"status": status, "exit_code": exit_code, "run_dir": f"runs/{index}",
-            "duration_s": 1.5, "errors": [] if status == "ok" else ["the command exited with 3"],
-            "metrics": {"speed": {"value": speed, "optional": False, "direction": "higher"},
-                        "extra": {"value": None, "optional": True}}}
+    return RunRecord(task="t", command="", status=status, exit_code=exit_code, started_at="",
+                     ended_at="", duration_s=1.5, run_dir=f"runs/{index}",
+                     errors=() if status == "ok" else ("the command exited with 3",),
+                     metrics=(MetricResult("speed", speed, "last", 1, 1, direction="higher"),
+                              MetricResult("extra", None, "last", 0, 0, optional=True)))
 
 
 def summary(*records, experiment=None, variant=None):
-    runs = [run_entry("repetition", i, 10 + i, r, False) for i, r in enumerate(records)]
-    header = {"task": "t", "experiment": experiment, "variant": variant, "values": {},
-              "repetitions": len(records), "warmup": 0, "statistic": "median"}
-    return set_summary(header, runs, record_metas(records[0]))
+    runs = [SetRun.of("repetition", i, 10 + i, r, False) for i, r in enumerate(records)]
+    header = SetSummary("t", len(records), 0, 10, "median", (), {}, experiment=experiment,
+                        variant=variant)
+    return SetSummary.build(header, runs, record_metas(records[0]))
 
 
 def test_junit_is_well_formed_with_failures_and_skips(tmp_path):

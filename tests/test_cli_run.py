@@ -53,7 +53,7 @@ def test_known_log_gives_flat_result_and_record(train, cli):
     assert "torch.train.absent.daily" not in result
     assert result["torch.train.cpu_memory_usage.daily"] > 0  # accuracy: test_peak_memory_*
     record = run.record
-    assert record["schema"] == "bench-driver/run-record" and record["schema_version"] == 1
+    assert record["schema"] == "bench-driver/run-record" and record["schema_version"] == 2
     assert record["status"] == "ok" and record["exit_code"] == 0
     assert record["metrics"]["speed"]["matches"] == 2
     assert record["missing_metrics"] == ["absent"]
@@ -108,7 +108,9 @@ def test_config_error_exits_3_and_starts_nothing(tmp_path, write_config, cli):
     assert "task_config.toml: [tasks.t] metric 'speed' pattern" in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "started").exists()
-    assert not (tmp_path / "dlbenchmark_result.json").exists()
+    # nothing is removed before the configuration is validated (issue 11): the exit code says
+    # the run never started; a run that starts removes the previous result first
+    assert (tmp_path / "dlbenchmark_result.json").read_text() == '{"t.speed": 99}'
 
 
 def test_old_flags_and_set_reach_the_command(tmp_path, write_config, cli):

@@ -11,7 +11,8 @@ from driver.config import TaskSpec
 from driver.scrape import MetricMatches
 
 VALUES = [4.0, 1.0, 3.0, 2.0, 10.0]
-METHODS = load_plugins(autoload=False).registry("compute_methods")
+PLUGINS = load_plugins(autoload=False)
+METHODS = PLUGINS.registry("compute_methods")
 
 
 @pytest.mark.parametrize(
@@ -42,6 +43,6 @@ def test_workers_from_task_key_then_old_environment_variable():
 def test_reduce_marks_missing_and_keeps_counts():
     specs = [MetricSpec("a", "a=(.*)", "average"), MetricSpec("b", "b=(.*)", "last", optional=True)]
     found = {"a": MetricMatches([1.0, 2.0], matches=3, nonfinite=1)}
-    a, b = reduce_metrics(specs, found, METHODS, ReduceContext())
+    a, b = reduce_metrics(specs, found, PLUGINS, ReduceContext())
     assert (a.value, a.matches, a.values, a.nonfinite, a.missing) == (1.5, 3, 2, 1, False)
     assert b.value is None and b.missing and b.optional

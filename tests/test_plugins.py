@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO
 from driver import hookspecs
 from driver.errors import PluginError
-from driver.plugins import REGISTRIES, load_plugins
+from driver.plugins import CALL_HOOKS, REGISTRIES, load_plugins
 from driver.search import Trial
 
 DOCS = (REPO / "docs" / "plugins.md").read_text()
@@ -23,8 +23,10 @@ HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("bench_driver
 
 
 def signature(name: str) -> str:
+    """``def hook(arg: Type, ...) -> Return:`` exactly as driver/hookspecs.py declares it."""
     fn = getattr(hookspecs, name)
-    params = ", ".join(inspect.signature(fn).parameters)
+    params = ", ".join(f"{p.name}: {p.annotation}"
+                       for p in inspect.signature(fn).parameters.values())
     return f"def {name}({params}) -> {fn.__annotations__['return']}:"
 
 
@@ -42,14 +44,14 @@ def write_plugin(folder: Path, name: str, code: str) -> Path:
     return path
 
 
-def test_every_hook_is_a_registry_and_documented_with_its_exact_signature():
-    assert sorted(REGISTRIES.values()) == HOOKS
+def test_every_hook_is_a_registry_or_a_call_hook_and_documented_with_its_exact_signature():
+    assert sorted([*REGISTRIES.values(), *CALL_HOOKS]) == HOOKS
     for hook in HOOKS:
         assert signature(hook) in DOCS, f"{hook} is not documented in docs/plugins.md"
         assert getattr(hookspecs, hook).__doc__
 
 
-@pytest.mark.parametrize("hook", HOOKS)
+@pytest.mark.parametrize("hook", sorted(REGISTRIES.values()))
 def test_hook_documented_example_registers_and_works(hook, tmp_path):
     write_plugin(tmp_path, "example", doc_example(hook))
     plugins = load_plugins(plugin_dirs=[tmp_path], autoload=False)
@@ -87,6 +89,36 @@ def _exercise(kind: str, obj, plugins) -> None:
         space = plugins.registry("search_spaces")["toy"]()
         lines: list[str] = []
         assert len(obj().run(space, 0, lines.append)) == 3 and lines
+    elif kind == "commands":
+        import argparse
+        import contextlib
+        import io
+
+        parser = argparse.ArgumentParser()
+        obj.add_arguments(parser)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert obj.run(parser.parse_args(["--name", "you"]), plugins) == 0
+        assert out.getvalue() == "hello you\n"
+    elif kind == "config_tables":
+        assert isinstance(obj, str) and obj
+
+
+def test_option_and_configure_examples_work_together(tmp_path):
+    import argparse
+
+    from driver.errors import ConfigError
+
+    write_plugin(tmp_path, "example", doc_example("bench_driver_addoption") +
+                 doc_example("bench_driver_configure"))
+    plugins = load_plugins(plugin_dirs=[tmp_path], autoload=False)
+    parser = argparse.ArgumentParser()
+    plugins.call_hook("bench_driver_addoption", command="run", parser=parser)
+    options = parser.parse_args(["--note", "first try"])
+    plugins.call_hook("bench_driver_configure", options=options, config=None)
+    with pytest.raises(ConfigError, match="--note: expected some text"):
+        plugins.call_hook("bench_driver_configure", options=parser.parse_args(["--note", " "]),
+                          config=None)
 
 
 def test_misspelt_hook_is_caught_naming_plugin_and_file(tmp_path):

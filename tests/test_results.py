@@ -34,13 +34,27 @@ def test_flat_keys_follow_the_old_contract():
 
 def test_record_document_is_versioned_and_valid_json(tmp_path):
     path = tmp_path / "record.json"
-    write_json_atomic(path, record().to_dict())
-    document = load_record(path)
-    assert document["schema_version"] == 1 and document["missing_metrics"] == ["loss"]
+    record().save(path)
+    document = json.loads(path.read_text())
+    assert document["schema_version"] == 2 and document["missing_metrics"] == ["loss"]
     assert document["metrics"]["loss"] == {**document["metrics"]["loss"], "value": None,
                                            "nonfinite": 3}
     assert document["resource_metrics"]["gpu_memory_usage_std"] is None  # never NaN
-    assert load_record(tmp_path)["task"] == "resnet50_cifar10"  # a run directory works too
+    loaded = load_record(tmp_path)  # a run directory works too
+    assert loaded.task == "resnet50_cifar10" and loaded.metrics == record().metrics
+    assert loaded == RunRecord.from_dict(document)
+
+
+def test_version_1_records_still_load(tmp_path):
+    document = record().to_dict()
+    document["schema_version"] = 1
+    for key in ("task_env", "plugin_errors", "storage_errors"):
+        del document[key]
+    for metric in document["metrics"].values():
+        del metric["pattern"], metric["error"]
+    write_json_atomic(tmp_path / "record.json", document)
+    loaded = load_record(tmp_path)
+    assert loaded.metrics[0].value == 812.5 and loaded.task_env == {} and loaded.plugin_errors == ()
 
 
 def test_loader_refuses_unknown_versions_and_other_documents(tmp_path):

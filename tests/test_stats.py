@@ -10,11 +10,12 @@ import random
 import pytest
 
 from driver.errors import ConfigError
-from driver.results import load_document
-from driver.experiments.stats import (SUMMARY_SCHEMA, describe, flat_from_summary,
-                          mann_whitney_u, outlier_flags, quantile, record_metas, regularized_beta,
-                          run_entry, set_summary, significance, summarise_metrics, t_two_sided_p,
-                          welch_t_test)
+from driver.experiments.stats import (describe, mann_whitney_u, outlier_flags, regularized_beta,
+                                      significance, t_two_sided_p, welch_t_test)
+from driver.experiments.summary import (SUMMARY_SCHEMA, MetricSummary, SetRun, SetSummary,
+                                        record_metas, summarise_metrics)
+from driver.reduce import MetricResult, quantile
+from driver.results import RunRecord
 
 
 def test_describe_known_values():
@@ -77,6 +78,14 @@ def test_welch_matches_scipy():
         assert ours.statistic == pytest.approx(theirs.statistic, rel=1e-9)
 
 
+def test_welch_with_tiny_variances_does_not_divide_by_zero():
+    # variances of ~1e-320: their squares underflow to 0 in the Welch-Satterthwaite formula
+    r = welch_t_test([1e-160, 2e-160], [1e-160, 3e-160])
+    assert 0.0 < r.p_value <= 1.0 and math.isfinite(r.statistic)
+    # scale-free, but for the few bits a subnormal variance keeps
+    assert r.p_value == pytest.approx(welch_t_test([1, 2], [1, 3]).p_value, rel=1e-4)
+
+
 def test_welch_without_variance():
     assert welch_t_test([1, 1], [1, 1]).p_value == 1.0
     assert welch_t_test([1, 1], [2, 2]).p_value == 0.0
@@ -99,7 +108,8 @@ def test_mann_whitney_exact_small_samples():
 
 
 def runs_with(values):
-    return [{"index": i, "values": v} for i, v in enumerate(values)]
+    return [SetRun("repetition", i, i, "ok", 0, None, 0.1, f"runs/{i}", f"runs/{i}/record.json",
+                   False, v) for i, v in enumerate(values)]
 
 
 def test_summarise_metrics_counts_missing_and_maps_outliers_to_repetitions():
@@ -107,48 +117,68 @@ def test_summarise_metrics_counts_missing_and_maps_outliers_to_repetitions():
                       {"speed": 90.0}])
     summary = summarise_metrics(runs, {"speed": {"direction": "higher"}, "loss": {}})
     speed = summary["speed"]
-    assert speed["n"] == 5 and speed["missing"] == 1 and speed["median"] == 12.0
-    assert speed["repetitions"] == [0, 2, 3, 4, 5]
-    assert speed["outliers"] == [5]  # position 4 of the values is repetition 5
-    assert speed["direction"] == "higher"
-    assert summary["loss"] == {"n": 0, "repetitions": [], "missing": 6}
+    assert speed.n == 5 and speed.missing == 1 and speed.median == 12.0
+    assert speed.repetitions == (0, 2, 3, 4, 5)
+    assert speed.outliers == (5,)  # position 4 of the values is repetition 5
+    assert speed.direction == "higher"
+    assert summary["loss"] == MetricSummary(n=0, repetitions=(), missing=6)
 
 
 def record(status="ok", speed=1.0, index=0):
-    return {"status": status, "exit_code": 0, "run_dir": f"runs/{index}", "duration_s": 0.1,
-            "metrics": {"speed": {"value": speed, "optional": False, "direction": "higher"},
-                        "loss": {"value": None, "optional": True}},
-            "resource_metrics": {"cpu_memory_usage": 12.0}}
+    return RunRecord(task="t", command="", status=status, exit_code=0, started_at="",
+                     ended_at="", duration_s=0.1, run_dir=f"runs/{index}",
+                     metrics=(MetricResult("speed", speed, "last", 1, 1, direction="higher"),
+                              MetricResult("loss", None, "last", 0, 0, optional=True)),
+                     resource_metrics={"cpu_memory_usage": 12.0})
 
 
-def test_set_summary_uses_measured_repetitions_only():
-    runs = [run_entry("warmup", 0, 0, record(speed=999.0), False),
-            run_entry("repetition", 0, 0, record(speed=1.0), False),
-            run_entry("repetition", 1, 1, record("failed", speed=500.0), False),
-            run_entry("repetition", 2, 2, record(speed=3.0), True)]
-    header = {"task": "t", "repetitions": 3, "warmup": 1, "statistic": "mean"}
-    summary = set_summary(header, runs, {"speed": {"direction": "higher"}})
-    assert summary["schema"] == SUMMARY_SCHEMA and summary["complete"]
-    assert summary["metrics"]["speed"]["values"] == [1.0, 3.0]
-    assert summary["metrics"]["cpu_memory_usage"]["n"] == 2
-    assert runs[1]["missing_required"] == [] and runs[1]["record"] == "runs/0/record.json"
-    assert flat_from_summary(summary, "torch", "daily") == {
+def summary_of(runs, repetitions, warmup, statistic, metas):
+    header = SetSummary("t", repetitions, warmup, 0, statistic, (), {})
+    return SetSummary.build(header, runs, metas)
+
+
+def test_set_summary_uses_measured_repetitions_only(tmp_path):
+    runs = [SetRun.of("warmup", 0, 0, record(speed=999.0), False),
+            SetRun.of("repetition", 0, 0, record(speed=1.0), False),
+            SetRun.of("repetition", 1, 1, record("failed", speed=500.0), False),
+            SetRun.of("repetition", 2, 2, record(speed=3.0), True)]
+    summary = summary_of(runs, 3, 1, "mean", {"speed": {"direction": "higher"}})
+    assert summary.complete
+    assert summary.metrics["speed"].values == (1.0, 3.0)
+    assert summary.metrics["cpu_memory_usage"].n == 2
+    assert runs[1].missing_required == () and runs[1].record == "runs/0/record.json"
+    assert summary.flat("torch", "daily") == {
         "torch.t.speed.daily": 2.0, "torch.t.cpu_memory_usage.daily": 12.0}
-    assert flat_from_summary(summary, None, None)["t.speed"] == 2.0
+    assert summary.flat()["t.speed"] == 2.0
+    summary.save(tmp_path / "summary.json")
+    document = json.loads((tmp_path / "summary.json").read_text())
+    assert document["schema"] == SUMMARY_SCHEMA and document["complete"]
+    assert SetSummary.load(tmp_path / "summary.json") == summary
 
 
 def test_incomplete_set_is_marked():
-    runs = [run_entry("repetition", 0, 0, record("interrupted"), False)]
-    summary = set_summary({"task": "t", "repetitions": 2, "warmup": 0, "statistic": "median"},
-                          runs, record_metas(record()))
-    assert not summary["complete"] and summary["metrics"]["speed"]["n"] == 0
+    runs = [SetRun.of("repetition", 0, 0, record("interrupted"), False)]
+    summary = summary_of(runs, 2, 0, "median", record_metas(record()))
+    assert not summary.complete and summary.metrics["speed"].n == 0
+
+
+def test_statistics_that_overflow_are_left_out_with_the_reason():
+    s = describe([1.7e308, -1.7e308, 1.7e308])
+    assert s.median == 1.7e308 and s.mean == pytest.approx(1.7e308 / 3) and s.std is None
+    assert s.overflow == ("std",)
+    runs = runs_with([{"big": 1.7e308}, {"big": 1.7e308}])
+    big = summarise_metrics(runs, {"big": {"optional": False}})["big"]
+    assert big.mean == 1.7e308 and big.median == 1.7e308 and big.error is None  # no overflow
+    summary = summary_of(runs_with([{"x": 1.7e308}, {"x": -1.7e308}]), 2, 0, "mean",
+                         {"x": {"optional": False}})
+    assert summary.metrics["x"].mean == 0.0 and summary.metrics["x"].error == "overflow: std"
 
 
 def test_load_document_refuses_other_schemas_and_versions(tmp_path):
     path = tmp_path / "summary.json"
     path.write_text(json.dumps({"schema": SUMMARY_SCHEMA, "schema_version": 99}))
     with pytest.raises(ConfigError, match="schema_version 99 is not supported"):
-        load_document(path, SUMMARY_SCHEMA)
+        SetSummary.load(path)
     path.write_text(json.dumps({"a": 1}))
     with pytest.raises(ConfigError, match="not a 'bench-driver/summary' document"):
-        load_document(path, SUMMARY_SCHEMA)
+        SetSummary.load(path)

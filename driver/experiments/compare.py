@@ -15,20 +15,34 @@ failure, 0 otherwise; unreadable input is a configuration error (3).
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Sequence, TextIO
 
-from driver.errors import EXIT_OK, EXIT_REGRESSION, ConfigError, did_you_mean
+from driver.errors import ConfigError, ExitCode, did_you_mean
 
 #: Name parts (split at anything but letters and digits) that make higher values better.
 HIGHER_WORDS = ("speed", "throughput", "accuracy", "acc", "score", "fps", "qps")
 #: Name parts that make lower values better (checked after HIGHER_WORDS).
 LOWER_WORDS = ("time", "latency", "memory", "loss", "error", "duration", "rss")
+if TYPE_CHECKING:
+    from driver.plugins import Plugins
+
 DEFAULT_THRESHOLD = "5%"
-FAILING = ("regression", "missing")
+#: The verdict of one key.
+VerdictName = Literal["regression", "improvement", "within threshold", "not significant",
+                      "unchecked", "missing", "new"]
+REGRESSION: VerdictName = "regression"
+IMPROVEMENT: VerdictName = "improvement"
+WITHIN: VerdictName = "within threshold"
+NOT_SIGNIFICANT: VerdictName = "not significant"
+UNCHECKED: VerdictName = "unchecked"  # no direction known
+MISSING: VerdictName = "missing"  # in BASELINE, not in NEW
+NEW: VerdictName = "new"  # in NEW only
+FAILING: tuple[VerdictName, ...] = (REGRESSION, MISSING)
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,7 @@ class Verdict:
     """The comparison of one key."""
 
     key: str
-    verdict: str  # regression, improvement, within threshold, not significant, unchecked, ...
+    verdict: VerdictName
     direction: str | None = None
     baseline: Sample | None = None
     new: Sample | None = None
@@ -96,7 +110,11 @@ class CompareOptions:
 
 
 def load_side(path: Path, statistic: str = "median") -> dict[str, Sample]:
-    """Every key of one side: a file or a directory holding record/summary/experiment JSON."""
+    """Every key of one side: a file or a directory holding record/summary/experiment JSON.
+
+    Non-finite numbers (``NaN``, ``Infinity``, ``1e400``) and incomplete documents are bad input
+    (ConfigError, exit 3): a gate must never pass on them.
+    """
     if path.is_dir():
         found = [path / n for n in ("summary.json", "experiment.json", "record.json")
                  if (path / n).is_file()]
@@ -104,42 +122,61 @@ def load_side(path: Path, statistic: str = "median") -> dict[str, Sample]:
             raise ConfigError(f"{path}: no summary.json, experiment.json or record.json in it")
         path = found[0]
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read a result: {exc}") from None
-    if isinstance(document, dict) and "schema" in document:
-        return _from_document(path, document, statistic)
-    return _from_flat(path, document)
+    try:
+        samples = _from_document(path, document, statistic) if isinstance(document, dict) and \
+            "schema" in document else _from_flat(path, document)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"{path}: incomplete or malformed result ({type(exc).__name__}: "
+                          f"{exc}); was it written by bench-driver?") from None
+    _check_finite(path, samples)
+    return samples
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number a result may hold")
+
+
+def _check_finite(path: Path, samples: Mapping[str, Sample]) -> None:
+    for key, sample in samples.items():
+        if not all(math.isfinite(v) for v in (sample.value, *sample.values)):
+            raise ConfigError(f"{path}: {key} = {sample.value!r}: not a finite number; a result "
+                              f"with NaN or infinity cannot be compared")
 
 
 def _from_document(path: Path, document: dict[str, Any], statistic: str) -> dict[str, Sample]:
     from driver import results
-    from driver.experiments import stats
+    from driver.experiments.summary import (EXPERIMENT_SCHEMA, SUMMARY_SCHEMA, ExperimentIndex,
+                                            SetSummary)
 
     schema = document.get("schema")
     if schema == results.SCHEMA:
         record = results.load_record(path)
-        metas = stats.record_metas(record)
-        return {f"{record['task']}.{n}": Sample(v, (v,), n, metas.get(n, {}).get("direction"))
-                for n, v in stats.record_values(record).items()}
-    if schema == stats.SUMMARY_SCHEMA:
-        return _from_summary(results.load_document(path, schema), statistic)
-    if schema == "bench-driver/experiment":
-        index = results.load_document(path, schema)
+        directions = {m.name: m.direction for m in record.metrics}
+        return {f"{record.task}.{n}": Sample(float(v), (float(v),), n, directions.get(n))
+                for n, v in record.values().items()}
+    if schema == SUMMARY_SCHEMA:
+        return _from_summary(SetSummary.load(path), statistic)
+    if schema == EXPERIMENT_SCHEMA:
         samples = {}
-        for variant in index["variants"]:
-            summary = results.load_document(path.parent / variant["summary"], stats.SUMMARY_SCHEMA)
-            samples.update({f"{variant['name']}/{k}": s
+        index = ExperimentIndex.load(path)
+        for variant, summary in zip(index.variants, index.summaries()):
+            samples.update({f"{variant.name}/{k}": s
                             for k, s in _from_summary(summary, statistic).items()})
         return samples
     raise ConfigError(f"{path}: unknown schema {schema!r}; expected a run record, a summary.json "
                       f"or an experiment.json")
 
 
-def _from_summary(summary: Mapping[str, Any], statistic: str) -> dict[str, Sample]:
-    return {f"{summary['task']}.{name}": Sample(float(m[statistic]), tuple(m["values"]), name,
-                                                m.get("direction"))
-            for name, m in summary["metrics"].items() if m.get("n")}
+def _from_summary(summary: Any, statistic: str) -> dict[str, Sample]:
+    found = {}
+    for name, m in summary.metrics.items():
+        value = m.statistic(statistic)
+        if m.n and value is not None:
+            found[f"{summary.task}.{name}"] = Sample(value, tuple(m.values), name, m.direction)
+    return found
 
 
 def _from_flat(path: Path, document: Any) -> dict[str, Sample]:
@@ -210,7 +247,7 @@ def compare(baseline: Mapping[str, Sample], new: Mapping[str, Sample],
     for key in keys:
         base, now = baseline.get(key), new.get(key)
         if base is None or now is None:
-            verdicts.append(Verdict(key, "missing" if now is None else "new", None, base, now))
+            verdicts.append(Verdict(key, MISSING if now is None else NEW, None, base, now))
         else:
             verdicts.append(_verdict(key, base, now, options))
     return verdicts
@@ -221,7 +258,7 @@ def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Ve
         default_direction(now.metric or key)
     threshold = _pick(options.thresholds, key, now) or options.thresholds[""]
     if direction is None:
-        return Verdict(key, "unchecked", None, base, now, threshold)
+        return Verdict(key, UNCHECKED, None, base, now, threshold)
     worse = now.value - base.value if direction == "lower" else base.value - now.value
     p_value = None
     if len(base.values) > 1 and len(now.values) > 1:
@@ -230,12 +267,13 @@ def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Ve
         p_value = significance(base.values, now.values, options.test).p_value
     significant = p_value is None or p_value < options.alpha
     allowed = threshold.allowed(base.value)
+    verdict: VerdictName
     if abs(worse) <= allowed:
-        verdict = "within threshold"
+        verdict = WITHIN
     elif not significant:
-        verdict = "not significant"
+        verdict = NOT_SIGNIFICANT
     else:
-        verdict = "regression" if worse > 0 else "improvement"
+        verdict = REGRESSION if worse > 0 else IMPROVEMENT
     return Verdict(key, verdict, direction, base, now, threshold, p_value)
 
 
@@ -265,7 +303,7 @@ TABLE_HEAD = ("metric", "better", "baseline", "new", "change", "threshold", "p",
 
 def table_rows(verdicts: Sequence[Verdict]) -> list[tuple[str, ...]]:
     """The comparison as rows of text, one per key (:data:`TABLE_HEAD`)."""
-    from plugins.ci_report import fmt
+    from driver.report import fmt
 
     return [(v.key, v.direction or "?", fmt(v.baseline.value if v.baseline else None),
              fmt(v.new.value if v.new else None), v.change, str(v.threshold or "-"),
@@ -292,34 +330,29 @@ def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) 
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
 
 
-def markdown_comparison(verdicts: Sequence[Verdict], title: str) -> str:
-    """The table as a Markdown section."""
-    lines = [f"### {title}", "", "| " + " | ".join(TABLE_HEAD) + " |",
-             "|" + "---|" * len(TABLE_HEAD)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |"
-              for row in table_rows(verdicts)]
-    failed = sum(v.failed for v in verdicts)
-    lines += ["", f"**{failed} failure(s)**" if failed else "No regression."]
-    return "\n".join(lines) + "\n"
+@dataclass(frozen=True)
+class Comparison:
+    """A finished ``compare``: both inputs and every verdict (what reporters are given)."""
+
+    baseline: Path
+    new: Path
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def title(self) -> str:
+        return f"bench-driver compare: {self.baseline} -> {self.new}"
+
+    @property
+    def failed(self) -> bool:
+        """A regression, or a metric of BASELINE missing from NEW."""
+        return any(v.failed for v in self.verdicts)
 
 
-def junit_cases(verdicts: Sequence[Verdict]) -> list[Any]:
-    """A JUnit testcase per key: regressions and missing metrics fail, unchecked ones skip."""
-    from plugins.ci_report import JUnitCase
-
-    cases = []
-    for v, row in zip(verdicts, table_rows(verdicts)):
-        detail = ", ".join(f"{h}={c}" for h, c in zip(TABLE_HEAD[1:], row[1:]))
-        cases.append(JUnitCase(
-            v.key, failure=f"{v.verdict}: {detail}" if v.failed else None,
-            skipped="no direction: pass --direction METRIC=higher|lower"
-            if v.verdict == "unchecked" else None, detail=detail))
-    return cases
-
-
-def main_compare(args: Any) -> int:
-    """The ``compare`` subcommand: load, check, print, write CI outputs, exit 8 on failure."""
-    from plugins import ci_report as ci_outputs
+def main_compare(args: Any, plugins: Plugins) -> int:
+    """The ``compare`` subcommand: load, check, print, hand the verdicts to the reporters (JUnit,
+    Markdown, the step summary), exit 8 on failure. A reporter that fails is a warning: it
+    never changes the verdict's exit code."""
+    from driver.report import ReportSettings, publish
 
     if not 0 < args.alpha < 1:
         raise ConfigError(f"--alpha {args.alpha}: expected a number between 0 and 1")
@@ -331,14 +364,8 @@ def main_compare(args: Any) -> int:
                           f"{', '.join(list(baseline)[:5])}...; new: {', '.join(list(new)[:5])}"
                           f"...); compare results of the same task, framework and suffix")
     check_names(options, list(dict.fromkeys([*baseline, *new])), {**baseline, **new})
-    verdicts = compare(baseline, new, options)
-    print_comparison(verdicts)
-    title = f"bench-driver compare: {args.baseline} -> {args.new}"
-    text = markdown_comparison(verdicts, title)
-    if args.junit is not None:
-        ci_outputs.write_text_atomic(args.junit, ci_outputs.junit_xml([("compare",
-                                                                       junit_cases(verdicts))]))
-    if args.markdown is not None:
-        ci_outputs.write_text_atomic(args.markdown, text)
-    ci_outputs.append_step_summary(text)
-    return EXIT_REGRESSION if any(v.failed for v in verdicts) else EXIT_OK
+    comparison = Comparison(args.baseline, args.new, tuple(compare(baseline, new, options)))
+    print_comparison(comparison.verdicts)
+    for failure in publish(plugins, "report_comparison", comparison, ReportSettings(args)):
+        print(f"bench-driver: warning: {failure}", file=sys.stderr)
+    return ExitCode.REGRESSION if comparison.failed else ExitCode.OK

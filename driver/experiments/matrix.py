@@ -20,17 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from driver import results
 from driver.benchmark import RunOptions
-from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, parse_overrides
-from driver.errors import EXIT_SIGINT, EXIT_SIGTERM, ConfigError, did_you_mean
+from driver.config import (BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text,
+                           parse_overrides)
+from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
+from driver.experiments.repetitions import (RepeatPlan, finished_record, plan_from_args,
+                                            report_errors, run_set)
+from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
 from driver.plugins import Plugins
-from driver.experiments.repetitions import RepeatPlan, finished_record, plan_from_args, run_set, set_exit_code
-from driver.results import SCHEMA_VERSION, load_document
-from driver.experiments.stats import SUMMARY_SCHEMA, flat_from_summary
+from driver.report import publish
 
 EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
-EXPERIMENT_SCHEMA = "bench-driver/experiment"
 LOCK_NAME = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 _MAX_VARIANT_NAME = 200
@@ -135,13 +135,6 @@ def build_variants(
         variants.append(Variant(variant_name(point), point, config.task(spec.task, methods,
                                                                           values)))
     return variants
-
-
-def param_text(value: ParamValue) -> str:
-    """A parameter value as the command sees it (booleans as ``true``/``false``)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _check_keys(where: str, table: Mapping[str, Any]) -> None:
@@ -273,47 +266,54 @@ def run_experiment(
     plugins: Plugins,
     plan: RepeatPlan,
     restart: bool = False,
-) -> list[dict[str, Any]]:
-    """Run (or resume) every variant's set under the experiment lock; return their summaries."""
-    exp_dir = options.runs_dir / spec.name
+) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+    """Run (or resume) every variant's set under the experiment lock; return the experiment's
+    index, the summaries of the variants that ran and the reporters' errors."""
+    exp_dir = options.runs_dir.absolute() / spec.name
     with experiment_lock(exp_dir):
         for variant in variants:
             if restart:
-                shutil.rmtree(exp_dir / variant.name, ignore_errors=True)
-            for _, index, dirname in plan.slots():  # refuse stale runs before running any
-                finished_record(exp_dir / variant.name / dirname, variant.task,
-                                plan.base_seed + index, index)
-        summaries = []
+                shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
+            for _, slot, dirname in plan.slots():  # refuse stale runs before running any
+                finished_record(exp_dir / variant.name / dirname, variant.task, options,
+                                plan.base_seed + slot, slot)
+        summaries: list[SetSummary] = []
+        failures: list[BenchDriverError] = []
+        index = _write_index(exp_dir, spec)
         for variant in variants:
-            identity = {"experiment": spec.name, "variant": variant.name,
-                        "values": variant.values}
+            header = SetSummary(variant.task.name, 0, 0, 0, "", (), {}, experiment=spec.name,
+                                variant=variant.name, values=dict(variant.values))
             summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
-                              identity)
-            results.write_json_atomic(exp_dir / variant.name / "result.json", flat_from_summary(
-                summary, options.report.framework, options.report.metrics_suffix))
+                              header)
             summaries.append(summary)
-            _write_experiment_files(exp_dir, spec)
-            if set_exit_code(summary) in (EXIT_SIGINT, EXIT_SIGTERM):
+            failures += publish(plugins, "report_set", summary, options.report)
+            index = _write_index(exp_dir, spec)
+            if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
                 break
-    return summaries
+    return index, summaries, failures
 
 
-def _write_experiment_files(exp_dir: Path, spec: ExperimentSpec) -> None:
-    """experiment.json, summary.md and summary.csv over every variant with a summary so far."""
-    from plugins import ci_report as ci_outputs
+def _inside(path: Path, root: Path) -> Path:
+    """*path*, refusing any that would leave *root* (a variant name is never a path)."""
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise ConfigError(f"{path}: outside the experiment directory {root}; refusing to touch it")
+    return path
 
-    found = []
+
+def _write_index(exp_dir: Path, spec: ExperimentSpec) -> ExperimentIndex:
+    """experiment.json over every variant with a summary so far."""
+    entries = []
     for point in select_points(spec):
-        path = exp_dir / variant_name(point) / "summary.json"
+        name = variant_name(point)
+        path = exp_dir / name / "summary.json"
         if path.is_file():
-            found.append((variant_name(point), point, load_document(path, SUMMARY_SCHEMA)))
-    index = {"schema": EXPERIMENT_SCHEMA, "schema_version": SCHEMA_VERSION,
-             "experiment": spec.name, "task": spec.task, "description": spec.description,
-             "matrix": {k: list(v) for k, v in spec.matrix.items()},
-             "variants": [{"name": n, "values": p, "summary": f"{n}/summary.json",
-                           "complete": s["complete"]} for n, p, s in found]}
-    results.write_json_atomic(exp_dir / "experiment.json", index)
-    ci_outputs.write_tables(exp_dir, [s for _, _, s in found])
+            entries.append(VariantEntry(name, point, f"{name}/summary.json",
+                                        SetSummary.load(path).complete))
+    index = ExperimentIndex(spec.name, spec.task, spec.description,
+                            {k: list(v) for k, v in spec.matrix.items()}, tuple(entries),
+                            str(exp_dir))
+    index.save(exp_dir / "experiment.json")
+    return index
 
 
 # --- the command line ---------------------------------------------------------------------------
@@ -322,19 +322,18 @@ def _write_experiment_files(exp_dir: Path, spec: ExperimentSpec) -> None:
 def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: Mapping[str, str],
                     make_options: Callable[[TaskSpec], RunOptions]) -> int:
     """``bench-driver --experiment NAME``: validate everything, then run or resume it."""
-    from plugins import ci_report as ci_outputs
-
     methods = plugins.registry("compute_methods")
     spec = load_experiment(config, args.experiment, methods)
     points = select_points(spec, args.benchmark, parse_fix(args.fix))
     variants = build_variants(config, spec, methods, overrides, points)
     options = make_options(variants[0].task)
     plan = plan_from_args(args, spec.repetitions, spec.warmup)
-    summaries = run_experiment(spec, variants, options, plugins, plan, args.restart)
-    ci_outputs.publish_sets(summaries, f"bench-driver: experiment {spec.name}", args.junit,
-                            args.markdown)
-    print(f"bench-driver: experiment directory: {options.runs_dir / spec.name}", file=sys.stderr)
-    return next((c for c in map(set_exit_code, summaries) if c), 0)
+    index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
+                                                args.restart)
+    failures += publish(plugins, "report_experiment", index, summaries, options.report)
+    print(f"bench-driver: experiment directory: {index.directory}", file=sys.stderr)
+    code = next((c for c in (s.exit_code() for s in summaries) if c), ExitCode.OK)
+    return report_errors(failures, code)
 
 
 def parse_fix(pairs: Sequence[str]) -> dict[str, str]:

@@ -3,27 +3,33 @@
 A set is one task run ``warmup`` times, then ``repetitions`` times, each run in its own
 directory of the set directory (``warmup-0``, ..., ``0``, ``1``, ...). Repetition ``i`` gets
 ``{repetition} = i`` and ``{seed} = base seed + i``; warmup ``j`` reuses repetition ``j``'s seed.
-The set's ``summary.json`` (schema ``bench-driver/summary``) lists every run and, per metric, the
-statistics of :mod:`driver.experiments.stats` over the measured repetitions whose command succeeded. A run
-whose ``record.json`` says it finished is kept when the set runs again; an interrupted or killed
-one is run again. Experiments (driver.experiments.matrix) run one set per variant.
+The set's ``summary.json`` (:class:`~driver.experiments.summary.SetSummary`) lists every run
+and, per metric, the statistics of :mod:`driver.experiments.stats` over the measured repetitions
+whose command succeeded. When a set runs again in the same directory (an experiment resuming), a
+run whose record says it finished is kept, provided it measured exactly what the set measures now
+(:func:`finished_record`); an interrupted or killed one is run again. Experiments
+(:mod:`driver.experiments.matrix`) run one set per variant.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from driver import results
-from driver.benchmark import RunOptions, exit_code_for, run_benchmark
-from driver.config import TaskSpec
-from driver.errors import ConfigError
+from driver.benchmark import RunOptions, new_run_dir, requested_gpus, run_benchmark
+from driver.config import BUILTIN_PARAMS, TaskSpec
+from driver.errors import BenchDriverError, ConfigError, ExitCode, PluginError
+from driver.experiments.summary import SetRun, SetSummary, record_metas
 from driver.plugins import Plugins
-from driver.experiments.stats import FINISHED, flat_from_summary, record_metas, run_entry, set_summary
+from driver.report import publish
+from driver.results import RunRecord
+
+#: Variables of the task's environment that differ per run (the GPUs a run was leased).
+PER_RUN_ENV = ("CUDA_VISIBLE_DEVICES",)
 
 
 @dataclass(frozen=True)
@@ -41,119 +47,160 @@ class RepeatPlan:
             [("repetition", i, str(i)) for i in range(self.repetitions)]
 
 
-def run_set(
-    task: TaskSpec,
-    options: RunOptions,
-    plugins: Plugins,
-    set_dir: Path,
-    plan: RepeatPlan,
-    identity: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run the set's unfinished runs into *set_dir* and write (and return) its summary.json.
+def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path,
+            plan: RepeatPlan, header: SetSummary | None = None) -> SetSummary:
+    """Run the set's unfinished runs into *set_dir*, write its summary.json, report it and
+    return it. Stops at the first interrupted run: the summary then says ``complete`` false.
 
-    Stops at the first interrupted run (SIGINT/SIGTERM): the summary then says ``complete``
-    false, and a later resume runs what is left.
+    *header* names the experiment and variant the set belongs to, if any.
     """
-    runs: list[dict[str, Any]] = []
+    runs: list[SetRun] = []
     metas: dict[str, dict[str, Any]] = {}
     for kind, index, dirname in plan.slots():
         seed = plan.base_seed + index
-        doc = finished_record(set_dir / dirname, task, seed, index)
-        resumed = doc is not None
-        if doc is None:
-            _progress(identity, task, kind, index, plan, seed)
-            doc = _run_once(task, options, plugins, set_dir / dirname, seed, index)
-        runs.append(run_entry(kind, index, seed, doc, resumed))
-        metas.update(record_metas(doc))
-        if doc.get("status") == results.INTERRUPTED:
+        record = finished_record(set_dir / dirname, task, options, seed, index)
+        resumed = record is not None
+        if record is None:
+            _progress(header, task, kind, index, plan, seed)
+            record = _run_once(task, options, plugins, set_dir / dirname, seed, index)
+        runs.append(SetRun.of(kind, index, seed, record, resumed))
+        metas.update(record_metas(record))
+        if record.status == results.INTERRUPTED:
             break
-    kept = sum(1 for r in runs if r["resumed"])
+    kept = sum(1 for r in runs if r.resumed)
     if kept:
-        print(f"bench-driver: {_label(identity, task)}: kept {kept} finished run(s) from before",
+        print(f"bench-driver: {_label(header, task)}: kept {kept} finished run(s) from before",
               file=sys.stderr)
-    who = identity or {}
-    header = {"task": task.name, "experiment": who.get("experiment"),
-              "variant": who.get("variant"), "values": dict(who.get("values", {})),
-              "repetitions": plan.repetitions, "warmup": plan.warmup,
-              "base_seed": plan.base_seed, "statistic": plan.statistic}
-    summary = set_summary(header, runs, metas)
-    results.write_json_atomic(set_dir / "summary.json", summary)
+    start = header or SetSummary(task.name, 0, 0, 0, "", (), {})
+    summary = SetSummary.build(replace(start, task=task.name, repetitions=plan.repetitions,
+                                       warmup=plan.warmup, base_seed=plan.base_seed,
+                                       statistic=plan.statistic, directory=str(set_dir)),
+                               runs, metas)
+    summary.save(set_dir / "summary.json")
     return summary
 
 
-def finished_record(run_dir: Path, task: TaskSpec, seed: int, index: int) -> dict[str, Any] | None:
+def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: int,
+                    index: int) -> RunRecord | None:
     """The record of a finished run in *run_dir*, None if it must run (again).
 
-    A finished run made with another command (the task, its parameters or the seed changed since)
-    is an error, so that one set never mixes two configurations.
+    A finished run that measured something else than the set measures now (the command, a
+    metric's pattern or compute method, a parameter, the task's environment or the number of
+    GPUs changed) is an error naming what changed, so that one set never mixes two
+    configurations. What differs per run by design ({seed}, {repetition}, {run_dir}, the GPUs
+    a run was leased) is not compared.
     """
     path = run_dir / "record.json"
+    if not path.is_file():
+        return None
+    try:
+        record = results.load_record(path)
+    except ConfigError:
+        if _unreadable(path):
+            return None  # a run killed while writing its record: run it again
+        raise  # a record of another version or kind is an error, not a rerun
+    if not record.finished:
+        return None
+    changes = _changes(record, task, options, seed, index)
+    if changes:
+        raise ConfigError(
+            f"{path}: this finished run measured something else than the set measures now:\n"
+            + "".join(f"  {c}\n" for c in changes) + "pass --restart to discard the earlier "
+            "runs of the selected variants, or use another --runs-dir")
+    return record
+
+
+def _unreadable(path: Path) -> bool:
+    import json
+
     try:
         json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None  # never written, or not JSON: the run did not finish
-    doc = results.load_record(path)  # a record of an unknown version is an error, not a rerun
-    if doc.get("status") not in FINISHED:
-        return None
-    recorded = doc.get("params", {})
-    now = task.render_command({**{k: recorded.get(k, "") for k in ("python", "num_gpus",
-                                                                  "run_dir")},
-                               "seed": seed, "repetition": index})
-    if doc.get("command") != now:
-        raise ConfigError(
-            f"{path}: this finished run used another command than the experiment runs now:\n"
-            f"  recorded: {doc.get('command')}\n  now:      {now}\nthe task, its parameters or "
-            f"--seed changed since; pass --restart to discard the earlier runs of the selected "
-            f"variants, or use another --runs-dir")
-    return doc
+        return True
+    return False
 
 
-def set_exit_code(summary: Mapping[str, Any]) -> int:
-    """0 when every run of the set is ok; otherwise the exit code of its first run that is not."""
-    for run in summary["runs"]:
-        if run["status"] != results.OK:
-            stand_in = results.RunRecord(task=summary["task"], command="", status=run["status"],
-                                         exit_code=run["exit_code"], started_at="", ended_at="",
-                                         duration_s=0.0, run_dir="", signal=run.get("signal"))
-            return exit_code_for(stand_in)
-    return 0
+def _changes(record: RunRecord, task: TaskSpec, options: RunOptions, seed: int,
+             index: int) -> list[str]:
+    """What differs between the recorded run and the run the set would make now."""
+    gpus = requested_gpus(task, options)
+    now = task.render_command({**{k: record.params.get(k, "") for k in ("python", "run_dir")},
+                               "num_gpus": gpus, "seed": seed, "repetition": index})
+    found = _differ("command", record.command, now) + _differ("num_gpus", record.num_gpus, gpus)
+    recorded = {k: str(v) for k, v in record.params.items() if k not in BUILTIN_PARAMS}
+    wanted = {k: str(v) for k, v in task.params.items()}
+    found += [f"parameter {k}: recorded {recorded.get(k)!r}, now {wanted.get(k)!r}"
+              for k in sorted(set(recorded) | set(wanted)) if recorded.get(k) != wanted.get(k)]
+    found += _metric_changes(record, task)
+    if record.task_env:  # records before schema version 2 did not keep it
+        ignored = PER_RUN_ENV + ("CUDA_DEVICE_ORDER",)
+        env = {k: v for k, v in record.task_env.items() if k not in ignored}
+        found += _differ("task environment", env,
+                         {k: v for k, v in task.env.items() if k not in ignored})
+    return found
+
+
+def _metric_changes(record: RunRecord, task: TaskSpec) -> list[str]:
+    recorded = {m.name: m for m in record.metrics}
+    found = _differ("metrics", sorted(recorded), sorted(m.name for m in task.metrics))
+    for spec in task.metrics:
+        old = recorded.get(spec.name)
+        if old is None:
+            continue
+        for key in ("compute_method", "optional", "unit", "direction", "pattern"):
+            before, after = getattr(old, key), getattr(spec, key)
+            if key == "pattern" and not before:
+                continue  # schema version 1 kept no pattern
+            found += _differ(f"metric {spec.name!r} {key}", before, after)
+    return found
+
+
+def _differ(what: str, recorded: Any, now: Any) -> list[str]:
+    return [] if recorded == now else [f"{what}: recorded {recorded!r}, now {now!r}"]
 
 
 def _run_once(task: TaskSpec, options: RunOptions, plugins: Plugins, run_dir: Path, seed: int,
-              index: int) -> dict[str, Any]:
+              index: int) -> RunRecord:
     if run_dir.exists():  # what an interrupted or killed run left
         shutil.rmtree(run_dir)
-    report = replace(options.report, output=run_dir / "result.json")
-    once = replace(options, run_dir=run_dir, seed=seed, repetition=index, report=report)
-    return run_benchmark(task, once, plugins).to_dict()
+    once = replace(options, run_dir=run_dir, seed=seed, repetition=index,
+                   report=replace(options.report, in_set=True))
+    return run_benchmark(task, once, plugins)
 
 
-def _progress(identity: Mapping[str, Any] | None, task: TaskSpec, kind: str, index: int,
+def _progress(header: SetSummary | None, task: TaskSpec, kind: str, index: int,
               plan: RepeatPlan, seed: int) -> None:
     total = plan.warmup if kind == "warmup" else plan.repetitions
-    print(f"bench-driver: {_label(identity, task)}: {kind} {index + 1}/{total} (seed {seed})",
+    print(f"bench-driver: {_label(header, task)}: {kind} {index + 1}/{total} (seed {seed})",
           file=sys.stderr, flush=True)
 
 
-def _label(identity: Mapping[str, Any] | None, task: TaskSpec) -> str:
-    return f"{identity['experiment']}/{identity['variant']}" if identity else task.name
+def _label(header: SetSummary | None, task: TaskSpec) -> str:
+    return header.label if header is not None and header.experiment else task.name
+
+
+def report_errors(failures: list[BenchDriverError], code: int) -> int:
+    """Print the reporters' errors; the exit code they make, unless *code* already says more."""
+    for failure in failures:
+        print(f"bench-driver: error: {failure}", file=sys.stderr)
+    if not failures or code != ExitCode.OK:
+        return code
+    return ExitCode.PLUGIN if any(isinstance(f, PluginError) for f in failures) else \
+        ExitCode.STORAGE
 
 
 def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugins) -> int:
     """``bench-driver --task-name T --repetitions N [--warmup K]``: one set in a new directory."""
-    from plugins import ci_report as ci_outputs
-    from driver.benchmark import new_run_dir
-
     plan = plan_from_args(args, 1, 0)
     set_dir = new_run_dir(options.runs_dir, task.name)
     summary = run_set(task, options, plugins, set_dir, plan)
-    report = options.report
-    results.write_json_atomic(report.output, flat_from_summary(summary, report.framework,
-                                                               report.metrics_suffix))
-    ci_outputs.write_tables(set_dir, [summary])
-    ci_outputs.publish_sets([summary], f"bench-driver: {task.name}", args.junit, args.markdown)
+    failures = publish(plugins, "report_set", summary, options.report)
     print(f"bench-driver: summary: {set_dir / 'summary.json'}", file=sys.stderr)
-    return set_exit_code(summary)
+    if not summary.complete:
+        print(f"bench-driver: the set is incomplete; its finished runs are kept in {set_dir} "
+              f"(a new invocation starts a new set: sets resume inside experiments)",
+              file=sys.stderr)
+    return report_errors(failures, summary.exit_code())
 
 
 def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:

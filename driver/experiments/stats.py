@@ -2,40 +2,32 @@
 
 * :func:`describe` gives ``n``, ``median``, ``mean``, ``std`` (the *sample* standard deviation,
   n - 1 in the denominator; ``None`` for a single value), ``min``, ``max`` and the positions of
-  outliers.
+  outliers. A statistic too large for a float (the mean of values near 1.8e308 is not, their
+  spread may be) is None and named in ``overflow``: it is never infinity.
 * Outliers follow Tukey's fences: a value below ``Q1 - 1.5 IQR`` or above ``Q3 + 1.5 IQR``, the
   quartiles taken with linear interpolation between closest ranks (numpy's default, as the ``pNN``
-  compute methods). With three values or fewer nothing can be flagged. Outliers are flagged,
-  never dropped: every statistic uses every value.
+  compute methods: both use :func:`driver.reduce.quantile`). With three values or fewer nothing
+  can be flagged. Outliers are flagged, never dropped: every statistic uses every value.
 * :func:`welch_t_test` is Welch's unequal-variances t-test, two-sided, in pure Python (the t
   distribution through the regularized incomplete beta function). :func:`mann_whitney_u` is the
   two-sided Mann-Whitney U test; it needs scipy, imported only when it is called.
-* :func:`set_summary` builds a set's ``summary.json`` (schema ``bench-driver/summary``, version 1)
-  from its runs' records; :func:`load_document` reads it back, refusing unknown versions.
+
+The summary documents built from these are in :mod:`driver.experiments.summary`.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Callable, Sequence
 
-from driver import results
-from driver.results import SCHEMA_VERSION
 from driver.errors import ConfigError
+from driver.reduce import quantile
 
 #: Statistics a repeated run can report as its value (``--statistic``); median is the default.
 STATISTICS = ("median", "mean", "min", "max")
-DEFAULT_STATISTIC = "median"
 TESTS = ("welch", "mannwhitney")
 OUTLIER_IQR_FACTOR = 1.5
-SUMMARY_SCHEMA = "bench-driver/summary"
-#: A run with one of these statuses in its record.json has finished (resume does not rerun it).
-FINISHED = (results.OK, results.FAILED, results.MISSING_METRICS, results.TIMEOUT)
-#: Runs whose values enter the statistics: the command itself succeeded.
-MEASURED = (results.OK, results.MISSING_METRICS)
 
 
 @dataclass(frozen=True)
@@ -44,24 +36,20 @@ class Stats:
 
     values: tuple[float, ...]
     n: int
-    median: float
-    mean: float
-    std: float | None  # sample standard deviation; None with one value
+    median: float | None
+    mean: float | None
+    std: float | None  # sample standard deviation; None with one value or on overflow
     min: float
     max: float
     outliers: tuple[int, ...]  # positions in ``values`` outside Tukey's fences
+    overflow: tuple[str, ...] = ()  # statistics too large for a float (left None)
 
-    def statistic(self, name: str) -> float:
+    def statistic(self, name: str) -> float | None:
         """One of :data:`STATISTICS` by name."""
         if name not in STATISTICS:
             raise ConfigError(f"statistic {name!r}: expected one of {', '.join(STATISTICS)}")
-        return float(getattr(self, name))
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready: every statistic, the values and the outlier positions."""
-        return {"n": self.n, "median": self.median, "mean": self.mean, "std": self.std,
-                "min": self.min, "max": self.max, "values": list(self.values),
-                "outliers": list(self.outliers)}
+        value = getattr(self, name)
+        return None if value is None else float(value)
 
 
 @dataclass(frozen=True)
@@ -75,48 +63,35 @@ class TestResult:
 
 def describe(values: Sequence[float]) -> Stats:
     """Summarise *values* (at least one, all finite)."""
+    import statistics  # imported when used: it pulls in decimal and fractions
+
     if not values:
         raise ValueError("describe() needs at least one value")
     data = tuple(float(v) for v in values)
-    return Stats(
-        values=data,
-        n=len(data),
-        median=statistics.median(data),
-        mean=statistics.fmean(data),
-        std=statistics.stdev(data) if len(data) > 1 else None,
-        min=min(data),
-        max=max(data),
-        outliers=tuple(i for i, flag in enumerate(outlier_flags(data)) if flag),
-    )
+    found = {"median": _finite_or_none(lambda: quantile(data, 0.5)),
+             "mean": _finite_or_none(lambda: _mean(data)),
+             "std": _finite_or_none(lambda: statistics.stdev(data)) if len(data) > 1 else None}
+    overflow = tuple(k for k, v in found.items() if v is None and (k != "std" or len(data) > 1))
+    return Stats(values=data, n=len(data), min=min(data), max=max(data),
+                 outliers=tuple(i for i, flag in enumerate(outlier_flags(data)) if flag),
+                 overflow=overflow, **found)
 
 
-def summarise_metrics(
-    runs: Sequence[Mapping[str, Any]], metas: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Per metric over measured *runs* (each with ``index`` and ``values``): statistics, the
-    repetition indices the values come from, how many runs lacked it, and *metas* (direction...).
-    """
-    names = list(metas) + [n for r in runs for n in r["values"] if n not in metas]
-    summary: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(names):
-        pairs = [(r["index"], r["values"][name]) for r in runs if name in r["values"]]
-        entry: dict[str, Any] = {**metas.get(name, {}), "n": 0}
-        if pairs:
-            entry.update(describe([v for _, v in pairs]).to_dict())
-            entry["outliers"] = [pairs[p][0] for p in entry["outliers"]]  # as repetition indices
-        entry["repetitions"] = [i for i, _ in pairs]
-        entry["missing"] = len(runs) - len(pairs)
-        summary[name] = entry
-    return summary
+def _mean(data: Sequence[float]) -> float:
+    import statistics
+
+    try:
+        return statistics.fmean(data)
+    except OverflowError:  # the sum overflows, the mean need not
+        return math.fsum(v / len(data) for v in data)
 
 
-def quantile(values: Sequence[float], q: float) -> float:
-    """The *q* quantile (0 <= q <= 1), linear interpolation between closest ranks."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+def _finite_or_none(compute: Callable[[], float]) -> float | None:
+    try:
+        value = float(compute())
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def outlier_flags(values: Sequence[float]) -> list[bool]:
@@ -134,6 +109,8 @@ def welch_t_test(baseline: Sequence[float], new: Sequence[float]) -> TestResult:
     When both sides have zero variance the difference is certain: p is 0 if the means differ and
     1 if they are equal.
     """
+    import statistics
+
     _need_two(baseline, new)
     na, nb = len(baseline), len(new)
     ma, mb = statistics.fmean(baseline), statistics.fmean(new)
@@ -142,7 +119,10 @@ def welch_t_test(baseline: Sequence[float], new: Sequence[float]) -> TestResult:
         return TestResult("welch", 0.0 if ma == mb else math.copysign(math.inf, mb - ma),
                           1.0 if ma == mb else 0.0)
     t = (mb - ma) / math.sqrt(sa + sb)
-    df = (sa + sb) ** 2 / (sa * sa / (na - 1) + sb * sb / (nb - 1))
+    # Welch-Satterthwaite; with variances so tiny that their squares underflow, scale first
+    scale = max(sa, sb)
+    ra, rb = sa / scale, sb / scale
+    df = (ra + rb) ** 2 / (ra * ra / (na - 1) + rb * rb / (nb - 1))
     return TestResult("welch", t, t_two_sided_p(t, df))
 
 
@@ -208,58 +188,3 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
 def _need_two(baseline: Sequence[float], new: Sequence[float]) -> None:
     if len(baseline) < 2 or len(new) < 2:
         raise ValueError("a two-sample test needs at least two values on each side")
-
-
-# --- the summary document of a set of repetitions -----------------------------------------------
-
-
-def run_entry(kind: str, index: int, seed: int, record: Mapping[str, Any],
-              resumed: bool) -> dict[str, Any]:
-    """One run of a set as the summary lists it, from its run record (a loaded record.json)."""
-    metrics = record.get("metrics", {})
-    return {
-        "kind": kind, "index": index, "seed": seed, "status": record.get("status"),
-        "exit_code": record.get("exit_code"), "signal": record.get("signal"),
-        "duration_s": record.get("duration_s"), "run_dir": record.get("run_dir"),
-        "record": str(Path(str(record.get("run_dir"))) / "record.json"), "resumed": resumed,
-        "values": record_values(record),
-        "missing_required": [n for n, m in metrics.items()
-                             if m.get("value") is None and not m.get("optional")],
-        "errors": list(record.get("errors", [])),
-    }
-
-
-def record_values(record: Mapping[str, Any]) -> dict[str, float]:
-    """A run record's values: each metric that matched, then the sampled resource metrics."""
-    values = {n: m["value"] for n, m in record.get("metrics", {}).items()
-              if m.get("value") is not None}
-    values.update({n: v for n, v in record.get("resource_metrics", {}).items() if v is not None})
-    return values
-
-
-def record_metas(record: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """``direction``, ``unit`` and ``optional`` of each metric a run record declares."""
-    return {n: {k: m.get(k) for k in ("direction", "unit", "optional")}
-            for n, m in record.get("metrics", {}).items()}
-
-
-def set_summary(header: Mapping[str, Any], runs: list[dict[str, Any]],
-                metas: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The summary.json document: *header* (task, repetitions, warmup, base_seed, statistic,
-    experiment, variant, values), every run, and per metric the statistics over the measured
-    repetitions (those whose command succeeded: status ok or missing_metrics)."""
-    measured = [r for r in runs if r["kind"] == "repetition" and r["status"] in MEASURED]
-    planned = header["repetitions"] + header["warmup"]
-    done = sum(1 for r in runs if r["status"] in FINISHED)
-    return {"schema": SUMMARY_SCHEMA, "schema_version": SCHEMA_VERSION, **header,
-            "complete": done == planned, "runs": runs,
-            "metrics": summarise_metrics(measured, metas)}
-
-
-def flat_from_summary(
-    summary: Mapping[str, Any], framework: str | None, suffix: str | None
-) -> dict[str, float]:
-    """The old flat object for a set: ``[framework.]task.metric[.suffix]`` -> its statistic."""
-    prefix = f"{framework}.{summary['task']}" if framework else summary["task"]
-    return {f"{prefix}.{name}{'.' + suffix if suffix else ''}": m[summary["statistic"]]
-            for name, m in summary["metrics"].items() if m["n"]}

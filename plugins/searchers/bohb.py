@@ -45,6 +45,7 @@ class BOHB(Searcher):
     """BOHB through ask/tell; options as in BOHB (``eta`` 3, ``random_fraction`` 1/3, ...)."""
 
     name = "bohb"
+    requires = ("categorical",)
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ class RegularizedEvolution(Searcher):
     """R-EA through ask/tell. Defaults are the NAS-Bench-201 paper's: population 10, sample 3."""
 
     name = "rea"
+    requires = ("mutation",)
 
     def __init__(
         self, space: SearchSpace, seed: int = 0, population_size: int = 10, sample_size: int = 3

@@ -18,6 +18,7 @@ class LocalSearch(Searcher):
     """Best-improvement hill climbing with random restarts, through ask/tell."""
 
     name = "local_search"
+    requires = ("neighbours",)
 
     def __init__(self, space: SearchSpace, seed: int = 0) -> None:
         super().__init__(space, seed)

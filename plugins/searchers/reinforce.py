@@ -19,6 +19,7 @@ class Reinforce(Searcher):
     baseline ``momentum`` 0.9."""
 
     name = "reinforce"
+    requires = ("categorical",)
 
     def __init__(
         self, space: SearchSpace, seed: int = 0, learning_rate: float = 0.01, momentum: float = 0.9

@@ -1,42 +1,94 @@
-"""Draws each run's timeline.csv as timeline.png, when matplotlib is installed.
+"""Draws each run's timeline.csv as timeline.png, when matplotlib is installed; owns ``--plot``
+and the ``plot`` subcommand (``bench-driver plot RUN_DIR``).
 
 With ``--plot auto`` (the default) runs shorter than :data:`MIN_DURATION_S` are not drawn:
 importing matplotlib and drawing costs about a second, too much to add to every short run (or to
-each of many repetitions); ``--plot always`` draws every run, ``--plot never`` none, and
-``bench-driver plot RUN_DIR`` draws any run later. A plot that cannot be drawn is a warning,
-never a failed run.
+each of many repetitions), and a run skipped for want of matplotlib says so; ``--plot always``
+draws every run (and is refused before anything starts when matplotlib is missing), ``--plot
+never`` none. A plot that cannot be drawn is a warning, never a failed run.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from driver.commands import Command
 from driver.errors import ConfigError
 from driver.hookspecs import hookimpl
-from driver.report import ReportSettings
+from driver.report import Reporter, ReportSettings
 from driver.results import RunRecord
 
+if TYPE_CHECKING:
+    from driver.config import TaskConfig
+    from driver.plugins import Plugins
+
 MIN_DURATION_S = 10.0
+INSTALL = "pip install 'bench-driver[plot]'"
 
 
-class TimelinePlot:
+def _have_matplotlib() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+class TimelinePlot(Reporter):
     """Writes ``RUN_DIR/timeline.png`` beside ``timeline.csv``."""
 
     def report(self, record: RunRecord, settings: ReportSettings) -> None:
-        if settings.plot == "never" or importlib.util.find_spec("matplotlib") is None:
+        mode = settings.option("plot", "auto")
+        if mode == "never" or (mode == "auto" and record.duration_s < MIN_DURATION_S):
             return
-        if settings.plot == "auto" and record.duration_s < MIN_DURATION_S:
+        stream = settings.stream or sys.stderr
+        if not _have_matplotlib():
+            print(f"bench-driver: note: no timeline plot (matplotlib is not installed: "
+                  f"{INSTALL})", file=stream)
             return
         from plugins.timeline_plot.draw import plot_timeline
 
         try:
             plot_timeline(Path(record.run_dir))
         except ConfigError as exc:
-            print(f"bench-driver: warning: no timeline plot: {exc}", file=settings.stream or sys.stderr)
+            print(f"bench-driver: warning: no timeline plot: {exc}", file=stream)
+
+
+class PlotCommand(Command):
+    """``bench-driver plot RUN_DIR``."""
+
+    help = "draw a run directory's timeline.csv as timeline.png"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run_dir", type=Path)
+
+    def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
+        from plugins.timeline_plot.draw import plot_timeline
+
+        print(plot_timeline(args.run_dir))
+        return 0
 
 
 @hookimpl
-def bench_driver_register_reporters() -> dict[str, object]:
+def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> None:
+    if command == "run":
+        parser.add_argument("--plot", choices=("auto", "always", "never"), default="auto",
+                            help="draw timeline.png: auto = runs of 10 s or more, when "
+                            "matplotlib is installed (default)")
+
+
+@hookimpl
+def bench_driver_configure(options: argparse.Namespace, config: TaskConfig | None) -> None:
+    if getattr(options, "plot", None) == "always" and not _have_matplotlib():
+        raise ConfigError(f"--plot always needs matplotlib, which is not installed: {INSTALL} "
+                          f"(or use --plot auto)")
+
+
+@hookimpl
+def bench_driver_register_reporters() -> dict[str, Any]:
     return {"timeline_plot": TimelinePlot()}
+
+
+@hookimpl
+def bench_driver_register_commands() -> dict[str, Command]:
+    return {"plot": PlotCommand()}

@@ -10,13 +10,14 @@ through the object-oriented API, so no global pyplot state is touched.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from driver.errors import ConfigError
+from driver.results import load_record, write_bytes_atomic
 
 TIMELINE = "timeline.csv"
 IMAGE = "timeline.png"
@@ -39,12 +40,20 @@ def plot_timeline(run_dir: Path) -> Path:
     if gpus:
         _draw_gpus(axes[1], series, gpus)
     axes[-1].set_xlabel("time since sampling started (s)")
-    figure.suptitle(f"{run_dir.name}: memory over time")
+    figure.suptitle(f"{_title(run_dir)}: memory over time")
     image = run_dir / IMAGE
-    partial = run_dir / (IMAGE + ".partial")
-    figure.savefig(partial, format="png", dpi=110)
-    os.replace(partial, image)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=110)
+    write_bytes_atomic(image, png.getvalue())
     return image
+
+
+def _title(run_dir: Path) -> str:
+    """``TASK (run RUN)`` from the run's record, or the directory's name."""
+    try:
+        return f"{load_record(run_dir).task} (run {run_dir.name})"
+    except ConfigError:
+        return run_dir.name
 
 
 def read_timeline(path: Path) -> dict[str, list[float]]:
