@@ -5,8 +5,11 @@ A value must reach the command as exactly its text, whatever it holds (``$(...)`
 the placeholder stands in the shell text around it, so a small, conservative POSIX-sh scanner reads
 the literal text up to each placeholder and finds its quoting context:
 
-* unquoted (``--name {name}``): the value is written as one single-quoted word ``'...'`` (always,
-  so that it never joins ``~``, ``=``, a redirection digit or a brace expansion around it);
+* a whole unquoted word (``--epochs {epochs} --lr``): a plain value (letters, digits and
+  ``_ @ % + : , . / -``, not a reserved word such as ``if``) is written as it is, as the old
+  driver wrote it; any other value as one single-quoted word ``'...'``;
+* unquoted inside a word (``--epochs={epochs}``, ``{n}>log``): always single-quoted, so that the
+  value never joins a ``~``, an ``=``, a redirection or a function name around it;
 * inside single quotes (``'name={name}'``): each ``'`` of the value becomes ``'\\''``;
 * inside double quotes (``"name={name}"``): ``\\``, ``"``, ``$`` and backticks get a backslash.
 
@@ -33,9 +36,13 @@ from typing import Mapping
 
 from driver.errors import ConfigError
 
-UNQUOTED, SINGLE, DOUBLE = "unquoted", "single", "double"
+WORD, UNQUOTED, SINGLE, DOUBLE = "word", "unquoted", "single", "double"
 _BLANKS = " \t\n"
 _OPERATORS = ";&|()<>"
+_WORD_END = _BLANKS + ";&|)"  # after a whole word; "<", ">" or "(" would change what it means
+_PLAIN = re.compile(r"[A-Za-z0-9_@%+:,./-]+")  # shlex's safe set less "=" (an assignment)
+_RESERVED = frozenset("case coproc do done elif else esac fi for function if in select then "
+                      "time until while".split())
 _PARAMETER = r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#?@*!$-])"
 # ${NAME}, ${#NAME}, ${NAME:-word} with a word free of quotes, expansions and braces
 _SIMPLE_EXPANSION = re.compile(
@@ -50,7 +57,7 @@ _UNSAFE = ("after {snippet!r}, {what}; the driver cannot prove a value placed af
 
 @dataclass(frozen=True)
 class Placeholder:
-    """A ``{name}`` in a command and the quoting context it stands in (UNQUOTED, SINGLE, DOUBLE)."""
+    """A ``{name}`` in a command and its quoting context (WORD, UNQUOTED, SINGLE or DOUBLE)."""
 
     name: str
     quoting: str
@@ -69,10 +76,10 @@ def parse_template(command: str, where: str) -> Template:
     except ValueError as exc:
         raise ConfigError(f"{where} = {command!r}: {exc}; write a literal brace as {{{{ or }}}}"
                           ) from None
-    scanner = _Scanner()
+    scanner = _Scanner(plain_words="alias" not in command)  # an alias could take a bare word
     parts: list[str | Placeholder] = []
     literal = ""  # "{{" splits the parser's literal text; the scanner reads it whole
-    for text, name, spec, conversion in fields:
+    for k, (text, name, spec, conversion) in enumerate(fields):
         literal += text
         if name is None:
             continue
@@ -82,12 +89,22 @@ def parse_template(command: str, where: str) -> Template:
                               f"are not supported in commands; write {{{name}}} and give the "
                               f"parameter the text the command wants")
         scanner.feed(literal)
-        quoting, why = scanner.placeholder(f"{{{name}}}")
+        quoting, why = scanner.placeholder(f"{{{name}}}", _ends_word(fields[k + 1:]))
         if why:
             raise ConfigError(f"{where} = {command!r}: {{{name}}} stands {why}")
         parts += [literal, Placeholder(name, quoting)]
         literal = ""
     return tuple(p for p in [*parts, literal] if p != "")
+
+
+def _ends_word(following: list[tuple[str, str | None, str | None, str | None]]) -> bool:
+    """Whether the text after a placeholder ends its word (end of command, blank or operator)."""
+    for text, name, _, _ in following:
+        if text:
+            return text[0] in _WORD_END
+        if name is not None:
+            return False  # another placeholder joins this word
+    return True
 
 
 def render(template: Template, values: Mapping[str, str], where: str) -> str:
@@ -109,13 +126,16 @@ def quote(text: str, quoting: str) -> str:
         return text.replace("'", "'\\''")
     if quoting == DOUBLE:
         return _DOUBLE_SPECIAL.sub(r"\\\1", text)
+    if quoting == WORD and _PLAIN.fullmatch(text) and text not in _RESERVED:
+        return text
     return "'" + text.replace("'", "'\\''") + "'"
 
 
 class _Scanner:
     """The quoting state of POSIX sh text read so far (literal text between placeholders)."""
 
-    def __init__(self) -> None:
+    def __init__(self, plain_words: bool) -> None:
+        self.plain_words = plain_words  # False after "[[": a bare word could be a regex there
         self.quote = ""  # "", "'" or '"'
         self.escaped = False  # the previous character was an unquoted or double-quoted backslash
         self.comment = False
@@ -123,10 +143,12 @@ class _Scanner:
         self.dollar = False  # the previous character was a $ that may start an expansion
         self.unsafe: tuple[str, str] | None = None  # (text, what): no placement after it is safe
 
-    def placeholder(self, name: str) -> tuple[str, str]:
+    def placeholder(self, name: str, ends_word: bool) -> tuple[str, str]:
         """The quoting context of placeholder *name* here, and why it is refused ("" if not)."""
         quoting = {"": UNQUOTED, "'": SINGLE, '"': DOUBLE}[self.quote]
         if not self.quote:
+            if self.word_start and ends_word and self.plain_words:
+                quoting = WORD
             self.word_start = False  # "{x}#y": the "#" is inside the word
         refusals = ((self.comment, "in a comment"), (self.escaped, "right after a backslash"),
                     (self.dollar, "right after $ (it would become part of a $ expansion)"))
@@ -170,6 +192,9 @@ class _Scanner:
             self._refuse(text, i, "a here-document")
         elif text.startswith("((", i):
             self._refuse(text, i, "an arithmetic command ((...))")
+        elif text.startswith("[[", i):
+            self.plain_words = False
+            self.word_start = False
         elif c in _BLANKS or c in _OPERATORS:
             self.word_start = True
         elif c == "#" and self.word_start:

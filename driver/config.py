@@ -202,6 +202,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
                           f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def _merge(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:

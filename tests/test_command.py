@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from driver.command import DOUBLE, SINGLE, UNQUOTED, Placeholder, parse_template, render
+from driver.command import DOUBLE, SINGLE, UNQUOTED, WORD, Placeholder, parse_template, render
 from driver.errors import ConfigError
 
 # Each value tries to run `touch PWNED` or to change what the command receives.
@@ -19,10 +19,14 @@ HOSTILE = [
     "' ; touch PWNED ; '", '" ; touch PWNED ; "', "'\"'\"'$(touch PWNED)", "\\", "\\'", '\\"',
     "a\\\nb", "$HOME", "${HOME}", "*", "[a-z]*", "~", "~root", "a\nb\ntouch PWNED\n", "",
     " spaced  out ", "-n", "#not a comment", "2>", "x=1", "{a,b}", "\t", "é ü", "\\$(touch PWNED)",
+    "2", "PATH", "if", "do", "a.b", "-", "%1", "a:b,c@d+e/f",
 ]
 # (template, the quoting the placeholder gets); each writes exactly the value into the file "out"
 PLACEMENTS = [
-    ("printf %s {v} > out", UNQUOTED),
+    ("printf %s {v} > out", WORD),
+    ("printf %s {v}>out", UNQUOTED),
+    ("(printf %s {v}) > out", WORD),
+    ("printf %s {v}|cat > out", WORD),
     ("printf %s \"{v}\" > out", DOUBLE),
     ("printf %s '{v}' > out", SINGLE),
     ("printf %s \"pre {v} post\" > out", DOUBLE),
@@ -35,14 +39,15 @@ PLACEMENTS = [
     ("printf %s '\\'{v} > out", UNQUOTED),
     ("printf %s \"\\\"\"{v} > out", UNQUOTED),
     ("printf %s \"a'\"{v} > out", UNQUOTED),
-    ("# a comment {{v}}\nprintf %s {v} > out", UNQUOTED),
+    ("# a comment {{v}}\nprintf %s {v} > out", WORD),
     ("printf %s a#{v} > out", UNQUOTED),
+    ("printf %s '${v}' > out", SINGLE),
 ]
 
 
 def expected(template: str, value: str) -> str:
     """What the placement should write: the literal text around the value, with the value."""
-    fixed = {"printf %s pre{v}post > out": "pre{v}post", "printf %s ~{v} > out": "~{v}",
+    fixed = {"printf %s {v}>out": "{v}", "printf %s '${v}' > out": "${v}", "printf %s pre{v}post > out": "pre{v}post", "printf %s ~{v} > out": "~{v}",
              "printf %s x={v} > out": "x={v}", "printf %s {v}{v} > out": "{v}{v}",
              "printf %s '\\'{v} > out": "\\{v}", "printf %s \"\\\"\"{v} > out": "\"{v}",
              "printf %s \"a'\"{v} > out": "a'{v}", "printf %s a#{v} > out": "a#{v}",
@@ -120,7 +125,7 @@ def test_placements_after_proven_constructs_are_accepted(tmp_path, template):
 def test_literal_braces_and_quoting_contexts():
     parts = parse_template("awk '{{print $1}}' {a} \"{b}\" '{c}'", "t")
     assert [p for p in parts if isinstance(p, Placeholder)] == [
-        Placeholder("a", UNQUOTED), Placeholder("b", DOUBLE), Placeholder("c", SINGLE)]
+        Placeholder("a", WORD), Placeholder("b", DOUBLE), Placeholder("c", SINGLE)]
     assert render(parts, {"a": "x y", "b": "$q", "c": "it's"}, "t") == \
         "awk '{print $1}' 'x y' \"\\$q\" 'it'\\''s'"
 
@@ -130,3 +135,20 @@ def test_unbalanced_braces_and_missing_value():
         parse_template("echo {v", "t")
     with pytest.raises(ConfigError, match=r"no value for \{v\}"):
         render(parse_template("echo {v}", "t"), {}, "t")
+
+
+@pytest.mark.parametrize("template, value, rendered", [
+    ("run --epochs {v} --lr 1", "20", "run --epochs 20 --lr 1"),  # as the old driver wrote it
+    ("run --path {v};", "a/b.c:d,e@f%g+h-i", "run --path a/b.c:d,e@f%g+h-i;"),
+    ("run --epochs={v}", "20", "run --epochs='20'"),  # inside a word: quoted
+    ("run {v}>log", "2", "run '2'>log"),  # a bare 2 would redirect stderr
+    ("{v} x", "if", "'if' x"),  # a bare if would be the reserved word
+    ("{v}=x cmd", "PATH", "'PATH'=x cmd"),  # a bare PATH would be an assignment
+    ("{v}() {{ :; }}", "f", "'f'() { :; }"),  # not a function definition
+    ("run {v}", "x=1", "run 'x=1'"),  # a bare x=1 could be an assignment
+    ("run {v}", "", "run ''"),
+    ("[[ $x =~ {v} ]]", "a.b", "[[ $x =~ 'a.b' ]]"),  # bash: a bare word would be a regex
+    ("alias ll=ls\n{v}", "ll", "alias ll=ls\n'll'"),  # an alias would capture a bare word
+])
+def test_plain_values_stay_bare_only_where_that_is_proven_the_same(template, value, rendered):
+    assert render(parse_template(template, "t"), {"v": value}, "t") == rendered

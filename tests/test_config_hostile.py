@@ -139,12 +139,14 @@ def test_nul_in_set_value_is_refused(write_config):
         config.task("t", METHODS, {"v": "a\0b"})
 
 
-def test_config_file_not_utf8_a_directory_or_unreadable(tmp_path, cli):
+def test_config_file_not_utf8_too_deep_a_directory_or_unreadable(tmp_path, cli):
     (tmp_path / "latin1.toml").write_bytes(b'[tasks.t]\ncommand_to_execute = "caf\xe9"\n')
     refused(cli("--config", "latin1.toml", "--task-name", "t"),
             "latin1.toml: not UTF-8 text (line 2, column 26: byte b'\\xe9')", "save it as UTF-8")
     (tmp_path / "dir.toml").mkdir()
     refused(cli("--config", "dir.toml", "--task-name", "t"), "dir.toml: is a directory")
+    (tmp_path / "deep.toml").write_text("x = " + "[" * 5000 + "]" * 5000)
+    refused(cli("--config", "deep.toml", "--task-name", "t"), "deep.toml: invalid TOML: arrays")
     (tmp_path / "file").write_text("")
     refused(cli("--config", "file/task_config.toml", "--task-name", "t"),
             "file/task_config.toml: cannot read the task config: Not a directory")
