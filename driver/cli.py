@@ -422,6 +422,6 @@ def _non_negative(flag: str, value: int | None) -> int | None:
 
 
 def _positive(flag: str, value: float) -> float:
-    if not (math.isfinite(value) and value > 0):
-        raise ConfigError(f"{flag} {value}: expected a finite number > 0")
-    return value
+    from driver.checks import positive_finite
+
+    return positive_finite(value, flag)

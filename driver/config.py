@@ -10,20 +10,30 @@ Two ways to declare metrics, mixable in one task:
 ``[defaults]`` is inherited by every task, and ``extends = "other_task"`` inherits another task's
 table (``params`` and ``env`` tables merge key by key; the task's own keys win).
 Commands take named parameters ``{epochs}``: defaults in ``[tasks.NAME.params]``, overridden by
-``--set epochs=2``; every value is shell-quoted on substitution. Built-in parameters: ``{python}``
+``--set epochs=2``; every value is quoted for the place it stands in (unquoted, '...' or "...";
+other placements are refused, see :mod:`driver.command`). Built-in parameters: ``{python}``
 (this interpreter), ``{num_gpus}``, ``{seed}``, ``{repetition}``, ``{run_dir}``.
+
+Task and experiment names become directory names under ``--runs-dir``: letters, digits and
+``_ . + -``, starting with a letter, digit or ``_``. Numbers such as ``timeout`` must be finite
+and > 0 (leave ``timeout`` out for no timeout); text given to the system (the command, parameters,
+``env``) must not hold NUL characters, and ``cwd`` must be an existing directory.
 """
 
 from __future__ import annotations
 
+import math
 import re
-import shlex
-import string
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Collection, Mapping, Sequence
 
+from driver.checks import (
+    environment, existing_directory, expect, expect_str_list, no_nul, positive_finite, safe_name,
+    whole_positive,
+)
+from driver.command import Placeholder, parse_template, render
 from driver.errors import ConfigError, did_you_mean
 
 if sys.version_info >= (3, 11):
@@ -79,9 +89,9 @@ class TaskSpec:
 
     def render_command(self, builtins: Mapping[str, ParamValue]) -> str:
         """Substitute parameters (task defaults, overridden by --set, then built-ins), quoted."""
-        values = {**self.params, **builtins}
-        quoted = {k: shlex.quote(param_text(v)) for k, v in values.items()}
-        return self.command.format_map(quoted)
+        values = {k: param_text(v) for k, v in {**self.params, **builtins}.items()}
+        where = f"{self.source}: [tasks.{self.name}] command_to_execute"
+        return render(parse_template(self.command, where), values, where)
 
 
 @dataclass(frozen=True)
@@ -132,15 +142,7 @@ def load_config(path: str | Path = DEFAULT_CONFIG,
     """Read and structurally check a task config file. *plugin_tables* names the top-level
     tables plugins own (``{key: description}``): they are accepted and kept raw."""
     path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no such task config; pass --config PATH or run where task_config.toml is"
-        ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = _read_toml(path)
     claimed = dict(plugin_tables or {})
     known = TOP_LEVEL_KEYS + tuple(claimed)
     for key in data:
@@ -150,15 +152,18 @@ def load_config(path: str | Path = DEFAULT_CONFIG,
                 f"known: {', '.join(known)}"
             )
     tasks = data.get("tasks", {})
-    _expect(path, "[tasks]", tasks, dict, "a table of [tasks.NAME] tables")
+    expect(path, "[tasks]", tasks, dict, "a table of [tasks.NAME] tables")
     for name, table in tasks.items():
-        _expect(path, f"[tasks.{name}]", table, dict, "a table")
+        expect(path, f"[tasks.{name}]", table, dict, "a table")
     defaults = data.get("defaults", {})
-    _expect(path, "[defaults]", defaults, dict, "a table")
+    expect(path, "[defaults]", defaults, dict, "a table")
     dirs = data.get("plugin_dirs", [])
-    _expect_str_list(path, "plugin_dirs", dirs)
+    expect_str_list(path, "plugin_dirs", dirs)
     experiments = data.get("experiments", {})
-    _expect(path, "[experiments]", experiments, dict, "a table")
+    expect(path, "[experiments]", experiments, dict, "a table")
+    for kind, names in (("task", tasks), ("experiment", experiments)):
+        for name in names:
+            safe_name(f"{path}: [{kind}s.{name!r}]", kind, name)
     return TaskConfig(
         path, defaults, tasks, experiments, tuple(path.parent / d for d in dirs),
         {k: v for k, v in data.items() if k in claimed},
@@ -171,7 +176,7 @@ def plugin_dirs_of(path: str | Path) -> list[Path]:
     try:
         with open(path, "rb") as f:
             dirs = tomllib.load(f).get("plugin_dirs", [])
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return []
     if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
         return []
@@ -196,6 +201,29 @@ def param_text(value: ParamValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such task config; pass --config PATH or run where task_config.toml is"
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory; pass --config {path / DEFAULT_CONFIG} "
+                          f"or the path of another task config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the task config: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        column = exc.start - exc.object.rfind(b"\n", 0, exc.start)
+        raise ConfigError(f"{path}: not UTF-8 text (line {line}, column {column}: byte "
+                          f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None
 
 
 def _merge(defaults: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,7 +251,7 @@ def _build_task(
     if "command_to_execute" not in table:
         raise ConfigError(f"{where}: missing command_to_execute (the shell command to benchmark)")
     command = table["command_to_execute"]
-    _expect(where, "command_to_execute", command, str, "a string")
+    expect(where, "command_to_execute", command, str, "a string")
     num_gpus = table.get("num_gpus", 0)
     if not isinstance(num_gpus, int) or isinstance(num_gpus, bool) or num_gpus < 0:
         raise ConfigError(f"{where} num_gpus = {num_gpus!r}: expected a whole number >= 0")
@@ -231,27 +259,23 @@ def _build_task(
     _check_placeholders(where, command, params)
     metrics = _list_metrics(where, table) + _table_metrics(where, table.get("metric", []))
     _check_metrics(where, metrics, compute_methods)
-    cwd = table.get("cwd", ".")
-    _expect(where, "cwd", cwd, str, "a path string")
-    env = table.get("env", {})
-    _expect(where, "env", env, dict, "a table of NAME = \"value\"")
-    for k, v in env.items():
-        _expect(where, f"env.{k}", v, str, "a string")
+    cwd = existing_directory(where, "cwd", path.parent, table.get("cwd", "."))
+    env = environment(where, table.get("env", {}))
     framework = table.get("framework")
     if framework is not None:
-        _expect(where, "framework", framework, str, "a string")
+        expect(where, "framework", framework, str, "a string")
     description = table.get("description", "")
-    _expect(where, "description", description, str, "a string")
+    expect(where, "description", description, str, "a string")
     return TaskSpec(
         name=name,
         command=command,
         metrics=tuple(metrics),
         num_gpus=num_gpus,
         params=params,
-        timeout_s=_positive(where, "timeout", table.get("timeout"), float),
-        workers=_positive(where, "workers", table.get("workers"), int),
+        timeout_s=_timeout(where, table.get("timeout")),
+        workers=whole_positive(where, "workers", table.get("workers")),
         framework=framework,
-        cwd=(path.parent / cwd),
+        cwd=cwd,
         env=env,
         description=description,
         source=str(path),
@@ -261,7 +285,7 @@ def _build_task(
 def _params(
     where: str, table: Any, overrides: Mapping[str, str]
 ) -> dict[str, ParamValue]:
-    _expect(where, "params", table, dict, "a table of NAME = default")
+    expect(where, "params", table, dict, "a table of NAME = default")
     params: dict[str, ParamValue] = {}
     for key, value in table.items():
         if key in BUILTIN_PARAMS:
@@ -270,6 +294,11 @@ def _params(
             raise ConfigError(
                 f"{where} params.{key} = {value!r}: expected a string, number or boolean"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where} params.{key} = {value!r}: expected a finite number; "
+                              f"write it as a string (\"{value}\") if the command wants that text")
+        if isinstance(value, str):
+            no_nul(f"{where} params.{key}", value)
         params[key] = value
     for key, value in overrides.items():
         if key not in params:
@@ -278,31 +307,28 @@ def _params(
                 f"--set {key}={value}: task {where.split('[tasks.')[-1][:-1]!r} has no parameter "
                 f"{key!r}{did_you_mean(key, params)}; its parameters: {known}"
             )
+        no_nul(f"--set {key}", value)
         params[key] = value
     return params
 
 
 def _check_placeholders(where: str, command: str, params: Mapping[str, ParamValue]) -> None:
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(command) if f is not None]
-    except ValueError as exc:
-        raise ConfigError(
-            f"{where} command_to_execute = {command!r}: {exc}; write a literal brace as {{{{ or }}}}"
-        ) from None
+    at = f"{where} command_to_execute"
+    no_nul(at, command)
     known = set(params) | set(BUILTIN_PARAMS)
-    for name in fields:
-        if name not in known:
+    for part in parse_template(command, at):
+        if isinstance(part, Placeholder) and part.name not in known:
             raise ConfigError(
-                f"{where} command_to_execute uses {{{name}}}, which is not a parameter"
-                f"{did_you_mean(name, known)}; declare it in [{where.split('[')[-1][:-1]}.params] "
-                f"with a default, or write a literal brace as {{{{ }}}}"
+                f"{at} uses {{{part.name}}}, which is not a parameter"
+                f"{did_you_mean(part.name, known)}; declare it in [{where.split('[')[-1][:-1]}"
+                f".params] with a default, or write a literal brace as {{{{ }}}}"
             )
 
 
 def _list_metrics(where: str, table: Mapping[str, Any]) -> list[MetricSpec]:
     lists = {k: table.get(k, []) for k in ("patterns", "metrics", "compute_method")}
     for key, value in lists.items():
-        _expect_str_list(where, key, value)
+        expect_str_list(where, key, value)
     lengths = {k: len(v) for k, v in lists.items()}
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
@@ -311,7 +337,7 @@ def _list_metrics(where: str, table: Mapping[str, Any]) -> list[MetricSpec]:
             f"{detail}"
         )
     optional = table.get("optional_metrics", [])
-    _expect_str_list(where, "optional_metrics", optional)
+    expect_str_list(where, "optional_metrics", optional)
     for name in optional:
         if name not in lists["metrics"]:
             raise ConfigError(
@@ -330,7 +356,7 @@ def _table_metrics(where: str, tables: Any) -> list[MetricSpec]:
     specs = []
     for i, t in enumerate(tables):
         at = f"{where} metric[{i}]"
-        _expect(at, "", t, dict, "a table")
+        expect(at, "", t, dict, "a table")
         for key in t:
             if key not in METRIC_KEYS:
                 raise ConfigError(
@@ -340,15 +366,15 @@ def _table_metrics(where: str, tables: Any) -> list[MetricSpec]:
         for key in ("name", "pattern", "compute_method"):
             if key not in t:
                 raise ConfigError(f"{at}: missing {key!r}")
-            _expect(at, key, t[key], str, "a string")
+            expect(at, key, t[key], str, "a string")
         direction = t.get("direction")
         if direction not in (None, "higher", "lower"):
             raise ConfigError(f"{at} direction = {direction!r}: expected \"higher\" or \"lower\"")
         optional = t.get("optional", False)
-        _expect(at, "optional", optional, bool, "true or false")
+        expect(at, "optional", optional, bool, "true or false")
         unit = t.get("unit")
         if unit is not None:
-            _expect(at, "unit", unit, str, "a string")
+            expect(at, "unit", unit, str, "a string")
         specs.append(MetricSpec(t["name"], t["pattern"], t["compute_method"], optional, unit,
                                 direction))
     return specs
@@ -379,6 +405,10 @@ def _check_pattern(at: str, pattern: str) -> None:
         pointer = f"\n    {pattern}\n    {' ' * (exc.pos or 0)}^" if exc.pos is not None else ""
         raise ConfigError(f"{at} {pattern!r}: invalid regex: {exc.msg} at position {exc.pos}"
                           f"{pointer}") from None
+    except Exception as exc:  # noqa: BLE001 - OverflowError, RecursionError...: any is bad input
+        raise ConfigError(f"{at} {pattern!r}: the regex engine rejects it "
+                          f"({type(exc).__name__}: {exc}); simplify it (smaller repeat counts "
+                          f"such as {{1,1000}}, less nesting)") from None
     if compiled.groups != 1 and "value" not in compiled.groupindex:
         raise ConfigError(
             f"{at} {pattern!r}: has {compiled.groups} capture groups; it needs exactly one "
@@ -386,21 +416,5 @@ def _check_pattern(at: str, pattern: str) -> None:
         )
 
 
-def _positive(where: str, key: str, value: Any, kind: type) -> Any:
-    if value is None:
-        return None
-    ok = isinstance(value, (int, float) if kind is float else int) and not isinstance(value, bool)
-    if not ok or value <= 0:
-        raise ConfigError(f"{where} {key} = {value!r}: expected a number > 0")
-    return kind(value)
-
-
-def _expect(where: Any, key: str, value: Any, kind: type, what: str) -> None:
-    if not isinstance(value, kind):
-        label = f"{where} {key}".rstrip()
-        raise ConfigError(f"{label} = {value!r}: expected {what}")
-
-
-def _expect_str_list(where: Any, key: str, value: Any) -> None:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} {key} = {value!r}: expected a list of strings")
+def _timeout(where: str, value: Any) -> float | None:
+    return None if value is None else positive_finite(value, f"{where} timeout")

@@ -109,7 +109,7 @@ def test_unknown_compute_method_suggests(write_config):
     [
         ("num_gpus = 2", "num_gpus = 'two'", "num_gpus = 'two': expected a whole number >= 0"),
         ("num_gpus = 2", "num_gpus = -1", "num_gpus = -1: expected a whole number >= 0"),
-        ("timeout = 60", "timeout = 0", "timeout = 0: expected a number > 0"),
+        ("timeout = 60", "timeout = 0", "timeout = 0: expected a finite number > 0"),
         ("epochs = 10", "epochs = [1]", "params.epochs = [1]: expected a string, number"),
         ("unit = \"nats\"", "unit = 3", "unit = 3: expected a string"),
         ("direction = \"lower\"", "direction = \"down\"", "direction = 'down'"),
