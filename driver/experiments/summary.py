@@ -147,8 +147,9 @@ class SetSummary:
         for run in self.runs:
             if run.status != results.OK or run.plugin_errors:
                 return run.exit_code_of_run()
-        if any(m.error and m.optional is False for m in self.metrics.values()):
-            return ExitCode.MISSING_METRIC
+        if any(m.error and m.optional is False and self.value(name) is None
+               for name, m in self.metrics.items()):
+            return ExitCode.MISSING_METRIC  # the reported statistic overflowed
         return ExitCode.OK
 
     @classmethod
