@@ -241,25 +241,12 @@ def main_convert(old_path: str, output: str | None) -> int:
 
 
 def _write_atomically(path: str, text: str, source: str) -> None:
-    """Write a temporary file beside *path*, then ``os.replace`` it: never a half-written file."""
-    import tempfile
+    """Write *path* atomically (never over the input, never into a folder that is not there)."""
+    from driver.results import write_text_atomic
 
     if os.path.exists(path) and os.path.samefile(path, source):
         raise ConfigError(f"{path}: is the input file; choose another output with -o")
-    try:
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                                   prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot write: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConfigError(f"{path}: cannot write: {exc.strerror}") from exc
-        raise
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{path}: cannot write: no such directory {parent!r}")
+    write_text_atomic(path, text)

@@ -8,9 +8,9 @@ regex scrape followed by ``float()`` recovers exactly what was logged (``1e-05``
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 from typing import Any
+
+from driver.results import write_json_atomic
 
 SUMMARY_FORMAT_VERSION = 1
 
@@ -65,7 +65,4 @@ class RunLog:
             "batches": self.batches, "epochs": [self.epochs[e] for e in sorted(self.epochs)],
             "total_time_cost": self.total_time_cost_s,
         }
-        target = Path(path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        os.replace(tmp, target)
+        write_json_atomic(path, doc)

@@ -46,10 +46,15 @@ class Stats:
 
     def statistic(self, name: str) -> float | None:
         """One of :data:`STATISTICS` by name."""
-        if name not in STATISTICS:
-            raise ConfigError(f"statistic {name!r}: expected one of {', '.join(STATISTICS)}")
-        value = getattr(self, name)
-        return None if value is None else float(value)
+        return statistic_of(self, name)
+
+
+def statistic_of(summary: object, name: str) -> float | None:
+    """The statistic *name* (one of :data:`STATISTICS`) of a summary with those attributes."""
+    if name not in STATISTICS:
+        raise ConfigError(f"statistic {name!r}: expected one of {', '.join(STATISTICS)}")
+    value = getattr(summary, name)
+    return None if value is None else float(value)
 
 
 @dataclass(frozen=True)

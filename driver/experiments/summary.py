@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from driver import results
 from driver.errors import ExitCode
-from driver.experiments.stats import STATISTICS
+from driver.experiments.stats import statistic_of
 from driver.results import RunRecord, load_document, result_key, write_json_atomic
 
 SUMMARY_SCHEMA = "bench-driver/summary"
@@ -98,10 +98,7 @@ class MetricSummary:
 
     def statistic(self, name: str) -> float | None:
         """One of :data:`driver.experiments.stats.STATISTICS` (None when there is none)."""
-        if name not in STATISTICS:
-            raise ValueError(f"statistic {name!r}: expected one of {', '.join(STATISTICS)}")
-        value = getattr(self, name)
-        return None if value is None else float(value)
+        return statistic_of(self, name)
 
 
 @dataclass(frozen=True)
