@@ -56,6 +56,7 @@ class GpuPlan:
     indices: tuple[int, ...]  # NVML indices (empty when unchecked: --no-gpu-sampling, no NVML)
     count: int
     env: Mapping[str, str]
+    devices: tuple[str, ...] = ()  # the command's CUDA_VISIBLE_DEVICES entries (UUIDs once checked)
 
 
 def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
@@ -66,9 +67,9 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
         return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
     from driver.gpus import assign as gpus
 
-    assignment = gpus.assign_gpus(wanted, options.gpus, options.environ,
-                                  gpu_sampling=options.gpu_sampling)
-    return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment))
+    assignment = gpus.assign_gpus(wanted, options.gpus, options.environ)
+    return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment),
+                   assignment.devices)
 
 
 def exit_code_for(record: RunRecord) -> int:
@@ -99,7 +100,8 @@ def new_run_dir(runs_dir: Path, task_name: str) -> Path:
 def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunRecord:
     """Run *task* once and report it. Bad input raises before the command starts."""
     gpu_plan = plan_gpus(task, options)
-    settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, options.gpu_sampling)
+    settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, options.gpu_sampling,
+                                gpu_plan.devices)
     samplers = _samplers(plugins, settings)
     methods = plugins.registry("compute_methods")
     run_dir = options.run_dir or new_run_dir(options.runs_dir, task.name)
