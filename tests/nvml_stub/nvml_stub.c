@@ -333,6 +333,12 @@ static nvmlReturn_t lookup(nvmlDevice_t device, Gpu **gpu) {
     return exists((*gpu)->lost_file) ? NVML_ERROR_GPU_IS_LOST : NVML_SUCCESS;
 }
 
+/* lookup(), and INVALID_ARGUMENT when the caller's output pointer *out* is NULL. */
+static nvmlReturn_t lookup_out(nvmlDevice_t device, Gpu **gpu, const void *out) {
+    nvmlReturn_t ret = lookup(device, gpu);
+    return ret ? ret : out ? NVML_SUCCESS : NVML_ERROR_INVALID_ARGUMENT;
+}
+
 nvmlReturn_t nvmlDeviceGetCount_v2(unsigned int *count) {
     if (!refcount) return NVML_ERROR_UNINITIALIZED;
     if (!count) return NVML_ERROR_INVALID_ARGUMENT;
@@ -387,9 +393,8 @@ nvmlReturn_t nvmlDeviceGetUUID(nvmlDevice_t device, char *uuid, unsigned int len
 
 nvmlReturn_t nvmlDeviceGetIndex(nvmlDevice_t device, unsigned int *index) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, index);
     if (ret) return ret;
-    if (!index) return NVML_ERROR_INVALID_ARGUMENT;
     *index = (unsigned int)device->index;
     return NVML_SUCCESS;
 }
@@ -441,9 +446,8 @@ static unsigned long long allocated_bytes(nvmlDevice_t device, const Gpu *g) {
 
 nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, memory);
     if (ret) return ret;
-    if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
     memory->total = g->total_mib * MIB;
     memory->used = g->reserved_mib * MIB + allocated_bytes(device, g);
     memory->free = memory->total > memory->used ? memory->total - memory->used : 0;
@@ -453,9 +457,8 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_t *memory) 
 #if !defined(STUB_R470) && !defined(STUB_R440)
 nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *memory) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, memory);
     if (ret) return ret;
-    if (!memory) return NVML_ERROR_INVALID_ARGUMENT;
     if (memory->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
     memory->total = g->total_mib * MIB;
     memory->reserved = g->reserved_mib * MIB;
@@ -468,10 +471,9 @@ nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t *me
 
 nvmlReturn_t nvmlDeviceGetUtilizationRates(nvmlDevice_t device, nvmlUtilization_t *utilization) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, utilization);
     if (ret) return ret;
     if (g->util_error) return g->util_error;
-    if (!utilization) return NVML_ERROR_INVALID_ARGUMENT;
     utilization->gpu = g->util;
     utilization->memory = g->util / 2;
     return NVML_SUCCESS;
@@ -550,28 +552,26 @@ nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsign
 #ifndef STUB_R440
 nvmlReturn_t nvmlDeviceGetMigMode(nvmlDevice_t device, unsigned int *current, unsigned int *pending) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, pending ? current : NULL);
     if (ret) return ret;
     if (g->mig_mode < 0) return NVML_ERROR_NOT_SUPPORTED;
-    if (!current || !pending) return NVML_ERROR_INVALID_ARGUMENT;
     *current = *pending = (unsigned int)g->mig_mode;
     return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceIsMigDeviceHandle(nvmlDevice_t device, unsigned int *is_mig) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(device, &g);
+    nvmlReturn_t ret = lookup_out(device, &g, is_mig);
     if (ret) return ret;
-    if (!is_mig) return NVML_ERROR_INVALID_ARGUMENT;
     *is_mig = device->mig != 0;
     return NVML_SUCCESS;
 }
 
 nvmlReturn_t nvmlDeviceGetDeviceHandleFromMigDeviceHandle(nvmlDevice_t mig, nvmlDevice_t *device) {
     Gpu *g;
-    nvmlReturn_t ret = lookup(mig, &g);
+    nvmlReturn_t ret = lookup_out(mig, &g, device);
     if (ret) return ret;
-    if (!device || !mig->mig) return NVML_ERROR_INVALID_ARGUMENT;
+    if (!mig->mig) return NVML_ERROR_INVALID_ARGUMENT;
     *device = &handles[mig->index];
     return NVML_SUCCESS;
 }
