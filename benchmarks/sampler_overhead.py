@@ -2,7 +2,8 @@
 
 1. Overhead: the sampling thread's own CPU time (``SamplingThread.busy_s``) over wall time, as a
    percentage of one core, with a 10-process task tree, at the default interval (and at 10 ms for
-   comparison); also the GPU sampler's Python-side cost on the fake NVML binding (8 GPUs).
+   comparison); also the GPU sampler's cost (8 GPUs) through the real pynvml over the C stand-in
+   for libnvidia-ml.so.1 (needs gcc): the binding's and the sampler's work, not the NVIDIA driver's.
 2. Spike capture: a grandchild allocates 100 MB, holds it 5 ms and frees it, then either exits at
    once or lives on for 0.3 s. The peak the driver reports (polled VmHWM alone; with the ``wait4``
    kernel figure; plain RSS polling as the old driver did) is divided by the "Maximum resident set
@@ -53,22 +54,29 @@ SPIKE = (
 KIB_PER_MIB = 1024.0
 
 
-def overhead(samplers: list[Sampler], interval_s: float, seconds: float) -> tuple[float, float, int]:
-    """(% of one core, ms of CPU per sample, processes seen) while a 10-process tree sleeps."""
+def measure(samplers: list[Sampler], interval_s: float, seconds: float,
+            folder: Path) -> tuple[SamplingThread, float, int]:
+    """(the sampling thread, wall seconds, processes seen) while a 10-process tree sleeps."""
     tree = subprocess.Popen([sys.executable, "-c", TREE], stdin=subprocess.PIPE, start_new_session=True)
     while len(task_pids()) < 10:  # the tree is still starting
         time.sleep(0.01)
     processes = len(task_pids())
-    with tempfile.TemporaryDirectory() as folder:
-        thread = SamplingThread(samplers, interval_s, Path(folder) / "timeline.csv", task_pids)
-        start = time.monotonic()
-        thread.start()
-        time.sleep(seconds)
-        thread.stop()
-        wall = time.monotonic() - start
+    thread = SamplingThread(samplers, interval_s, folder / "timeline.csv", task_pids)
+    start = time.monotonic()
+    thread.start()
+    time.sleep(seconds)
+    thread.stop()
+    wall = time.monotonic() - start
     os.killpg(tree.pid, signal.SIGKILL)
     tree.communicate()
     reap_orphans()
+    return thread, wall, processes
+
+
+def overhead(samplers: list[Sampler], interval_s: float, seconds: float) -> tuple[float, float, int]:
+    """(% of one core, ms of CPU per sample, processes seen) while a 10-process tree sleeps."""
+    with tempfile.TemporaryDirectory() as folder:
+        thread, wall, processes = measure(samplers, interval_s, seconds, Path(folder))
     return 100.0 * thread.busy_s / wall, 1000.0 * thread.busy_s / thread.samples, processes
 
 
@@ -81,19 +89,39 @@ def reap_orphans() -> None:
             return
 
 
-def fake_gpu_sampler(folder: Path, gpus: int) -> Sampler:
-    """The GPU sampler on the fake binding: its own Python cost, not the NVIDIA driver's."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests import fake_nvml
-
-    scenario = {"devices": [{"processes": [{"pid": os.getpid(), "used_mib": 100}]}] * gpus}
-    os.environ.update(fake_nvml.scenario_env(folder / "nvml.json", scenario))
+def stub_gpu_sampler(folder: Path, gpus: int) -> Sampler:
+    """The GPU sampler through the real pynvml over the C stand-in for libnvidia-ml.so.1
+    (tests/nvml_stub, built here with gcc): the binding's and the sampler's own cost, not the
+    NVIDIA driver's (benchmarks/gpu_check.py measures that on a real GPU)."""
     from driver.sampling import SamplingSettings
     from plugins.gpu_nvml import make_sampler
+    from tests.nvml_stub import SCENARIO_ENV, Scenario, build, preload
 
-    sampler = make_sampler(SamplingSettings(gpus=tuple(range(gpus))))
+    libs = build(folder / "libs")
+    preload(libs)  # before pynvml loads "libnvidia-ml.so.1"
+    scenario = Scenario(folder)
+    for index in range(gpus):
+        scenario.gpu(name="NVIDIA Stub", total_mib=81559, reserved_mib=530, util=50)
+        scenario.process(index, pid=os.getpid(), used_mib=1000)  # listed, not in the task tree
+    os.environ.update({SCENARIO_ENV: scenario.env(libs)[SCENARIO_ENV]})
+    os.environ.pop("BENCH_DRIVER_NVML_MODULE", None)
+    sampler = make_sampler(SamplingSettings(gpus=tuple(range(gpus)),
+                                            gpu_devices=tuple(scenario.uuids)))
     assert sampler is not None
     return sampler
+
+
+def gpu_overhead(folder: Path, seconds: float, gpus: int = 8) -> None:
+    """The GPU sampler beside the CPU sampler: the ticking thread's cost (the CPU sampler and the
+    hand-over) and the GPU sampler's own thread, per tick."""
+    gpu = stub_gpu_sampler(folder, gpus)
+    thread, wall, _ = measure([CpuMemorySampler(), gpu], DEFAULT_INTERVAL_S, seconds, folder)
+    gpu_s, reads = thread.lane_costs()["gpu_nvml"]
+    ticking_s = thread.busy_s - gpu_s
+    print(f"  cpu_memory + gpu_nvml ({gpus} GPUs, real pynvml over the C stand-in), every "
+          f"{DEFAULT_INTERVAL_S * 1000:.0f} ms: {100.0 * thread.busy_s / wall:5.2f}% of a core in all; "
+          f"ticking thread {1000.0 * ticking_s / thread.samples:.3f} ms per tick, GPU thread "
+          f"{1000.0 * gpu_s / max(reads, 1):.3f} ms per read ({reads} reads, {thread.samples} ticks)")
 
 
 def with_sampler(linger_s: float) -> tuple[float, float, float]:
@@ -159,12 +187,7 @@ def main() -> None:
         print(f"  cpu_memory, {procs}-process tree, every {interval * 1000:3.0f} ms: "
               f"{pct:5.2f}% of a core ({per_sample:.3f} ms per sample)")
     with tempfile.TemporaryDirectory() as folder:
-        gpu = fake_gpu_sampler(Path(folder), 8)
-        pct, per_sample, procs = overhead([CpuMemorySampler(), gpu], DEFAULT_INTERVAL_S, args.seconds)
-        gpu.summary(RunExit())
-        print(f"  cpu_memory + gpu_nvml on the fake binding (8 GPUs), every 100 ms: {pct:5.2f}% "
-              f"({per_sample:.3f} ms per sample, the fake's own work included; real NVML adds "
-              f"the NVIDIA driver's cost)")
+        gpu_overhead(Path(folder), args.seconds)
     spikes(args.trials)
 
 

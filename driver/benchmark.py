@@ -40,7 +40,6 @@ class RunOptions:
 
     num_gpus: int | None = None  # None: the task's num_gpus
     gpus: tuple[int, ...] | None = None  # explicit --gpus
-    gpu_sampling: bool = True
     sample_interval_s: float = DEFAULT_INTERVAL_S
     timeout_s: float | None = None  # None: the task's timeout
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
@@ -66,6 +65,7 @@ class GpuPlan:
     indices: tuple[int, ...]  # NVML indices (empty when unchecked: --no-gpu-sampling, no NVML)
     count: int
     env: Mapping[str, str]
+    devices: tuple[str, ...] = ()  # the command's CUDA_VISIBLE_DEVICES entries (UUIDs once checked)
 
 
 def requested_gpus(task: TaskSpec, options: RunOptions) -> int:
@@ -82,9 +82,9 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
         return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
     from driver.gpus import assign as gpus
 
-    assignment = gpus.assign_gpus(wanted, options.gpus, options.environ,
-                                  gpu_sampling=options.gpu_sampling)
-    return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment))
+    assignment = gpus.assign_gpus(wanted, options.gpus, options.environ)
+    return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment),
+                   assignment.devices)
 
 
 def exit_code_for(record: RunRecord) -> ExitCode:
@@ -124,7 +124,8 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
     """Run *task* once and report it. Bad input raises before the command starts; after that,
     every failure is recorded and the record is always finalised."""
     gpu_plan = plan_gpus(task, options)
-    settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, options.gpu_sampling)
+    settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, gpu_plan.devices,
+                                options.cli)
     samplers, refused = _samplers(plugins, settings)
     run_dir = (options.run_dir or new_run_dir(options.runs_dir, task.name)).absolute()
     builtins: dict[str, str | int] = {
@@ -188,10 +189,15 @@ class _GuardedSampler(Sampler):
         self.sampler = sampler
         self.name = str(sampler.name)
         self.columns = tuple(sampler.columns)
+        self.own_thread = bool(getattr(sampler.target, "own_thread", False))
         self.failures: list[str] = []
 
     def start(self) -> None:
         self._try(lambda: self.sampler.start(), None)
+
+    def stop(self) -> None:
+        if self.sampler.has("stop"):
+            self._try(lambda: self.sampler.stop(), None)
 
     def sample(self, pids: Sequence[int]) -> Mapping[str, float]:
         return self._try(lambda: self.sampler.sample(pids, returns=instance_of(Mapping)), {})

@@ -204,7 +204,6 @@ def _run_parser(sub: Any) -> argparse.ArgumentParser:
                         help="run or resume [experiments.NAME] (docs/experiments.md)")
     run.add_argument("--num-gpus", type=int, help="GPUs to hand to the task (default: its num_gpus)")
     run.add_argument("--gpus", help="explicit GPU indices, e.g. 0,3")
-    run.add_argument("--no-gpu-sampling", action="store_true", help="do not sample GPUs via NVML")
     run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                      help="override a command parameter (repeatable)")
     for flag in OLD_PARAMETER_FLAGS:
@@ -326,7 +325,6 @@ def _run_options(args: argparse.Namespace, task: TaskSpec, plugins: Plugins) -> 
     return RunOptions(
         num_gpus=_non_negative("--num-gpus", args.num_gpus),
         gpus=_gpu_list(args.gpus),
-        gpu_sampling=not args.no_gpu_sampling,
         sample_interval_s=args.sample_interval,
         timeout_s=args.timeout,
         kill_grace_s=args.kill_grace,

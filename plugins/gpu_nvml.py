@@ -1,27 +1,27 @@
-"""GPU memory and utilisation of the task's GPUs, read through NVML on the sampling thread.
+"""GPU memory and utilisation of the task's GPUs, read through NVML on a sampling thread of its own.
 
 Each tick, for every GPU handed to the task (NVML index ``i``), the timeline gets:
 
-* ``gpu<i>_used_mib``: memory used on the device by everyone (``nvmlDeviceGetMemoryInfo``);
+* ``gpu<i>_used_mib``: device memory allocated by everyone, without the memory the driver
+  reserves for itself (``nvmlDeviceGetMemoryInfo_v2``; drivers before R510 only have the older
+  query, whose figure includes it);
 * ``gpu<i>_task_mib``: memory held by the task's own processes: the sum of ``usedGpuMemory``
-  of the compute processes (``nvmlDeviceGetComputeRunningProcesses``) whose pid is in the
-  task's process tree this tick. Another user's process on the same GPU does not count;
+  of the compute processes whose pid is in the task's process tree this tick. Another user's
+  process on the same GPU does not count;
 * ``gpu<i>_util_pct``: the percentage of time a kernel ran, over NVML's last sample period.
 
-A failed read leaves its cell empty and is reported once (with a count) in the summary's errors;
-the run goes on. Summary metrics, in MiB, over every (tick, GPU) sample of the task's memory:
-
-* ``gpu_memory_usage_max``: the largest amount one GPU held for the task at any tick;
-* ``gpu_memory_usage_mean`` and ``gpu_memory_usage_std`` (population, ddof=0): mean and spread
-  of those same per-GPU samples, from the first tick to the last.
-
-When per-process figures are unavailable on any of the GPUs (the driver does not support the
-query, MIG, usedGpuMemory reported as not available) the three metrics use device memory used
-instead, which counts other processes too, and the errors say so. No value is ever NaN: a metric
-without samples is left out and the errors say why. docs/memory.md is the user's version.
+Faults are per GPU: a failed read leaves that GPU's cell empty and is reported once (with a
+count); a lost GPU's columns stay empty from then on; the other GPUs go on. Summary metrics, in
+MiB, over every (tick, GPU) sample: ``gpu_memory_usage_max`` (the largest amount one GPU held),
+``gpu_memory_usage_mean`` and ``gpu_memory_usage_std`` (population). Each GPU contributes its task
+figure, or, where NVML gives no trustworthy per-process figure on it, its device figure: the
+record says which (``source`` per GPU) and the errors say why. No value is ever NaN.
+docs/memory.md is the user's version.
 """
 
 from __future__ import annotations
+
+import argparse
 
 import math
 import os
@@ -30,12 +30,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from driver.errors import ConfigError
+from driver.gpus.nvml import (BYTES_PER_MIB, GPU_IS_LOST, NO_PERMISSION, NOT_SUPPORTED, GpuInfo,
+                              NvmlUnavailable, describe_machine, driver_version, error_code,
+                              error_text, list_gpus, load_nvml, nvml_errors, nvml_session,
+                              shutdown)
+from driver.gpus.reader import MEMORY_V2, GpuReader, Memory, implausible
 from driver.hookspecs import hookimpl
-from driver.gpus.nvml import BYTES_PER_MIB, GpuInfo, error_text, list_gpus, load_nvml, shutdown
 from driver.sampling import RunExit, Sampler, SamplerSummary, SamplingSettings
 
 TASK = "task processes"
 DEVICE = "device used"
+MIXED = "mixed"  # some GPUs give the task's figure, others device memory (see each GPU's source)
 
 
 @dataclass
@@ -83,52 +88,95 @@ class RunningStats:
 
 @dataclass
 class _Gpu:
-    """One assigned GPU: its handle and what was seen on it."""
+    """One assigned GPU: how it is read and what was seen on it."""
 
     info: GpuInfo
-    handle: Any
+    reader: GpuReader | None = None  # None until opened (or when it could not be)
     used: RunningStats = field(default_factory=RunningStats)
     task: RunningStats = field(default_factory=RunningStats)
     util: RunningStats = field(default_factory=RunningStats)
-    no_per_process: str = ""  # why per-process figures were unavailable, once seen
+    reserved_mib: float | None = None
+    no_per_process: str = ""  # why its per-process figures are unavailable or not trusted
+    lost: str = ""  # "at 3.2 s: GPU is lost (...)": no more queries
+    no_util: str = ""  # why utilisation is not read
     unseen_pids: int = 0  # listed processes whose pid does not exist here (PID namespaces)
+
+    @property
+    def source(self) -> str:
+        return TASK if not self.no_per_process and self.task.n else DEVICE
+
+    def figures(self) -> RunningStats:
+        return self.task if self.source == TASK else self.used
 
     def details(self) -> dict[str, Any]:
         figures: dict[str, Any] = {"index": self.info.index, "name": self.info.name,
-                                   "uuid": self.info.uuid, "total_mib": round(self.info.total_mib, 3)}
+                                   "uuid": self.info.uuid, "total_mib": round(self.info.total_mib, 3),
+                                   "source": self.source}
         figures.update(self.task.figures("task", "mib"))
         figures.update(self.used.figures("used", "mib"))
         figures.update(self.util.figures("util", "pct"))
         figures["samples"] = max(self.task.n, self.used.n)
-        if self.no_per_process:
-            figures["per_process_unavailable"] = self.no_per_process
+        if self.reader is not None:
+            figures["memory_query"] = self.reader.memory_query
+            figures["process_query"] = self.reader.process_query
+        if self.reserved_mib is not None:
+            figures["reserved_mib"] = round(self.reserved_mib, 3)
+        for key, text in (("per_process_unavailable", self.no_per_process),
+                          ("lost", self.lost), ("util_unavailable", self.no_util)):
+            if text:
+                figures[key] = text
         return figures
 
 
 class GpuNvmlSampler(Sampler):
-    """Reads memory used, the task's own memory and utilisation of each assigned GPU."""
+    """Reads memory used, the task's own memory and utilisation of each assigned GPU.
+
+    NVML is initialised in :meth:`start` and shut down in :meth:`stop`, both on the sampler's
+    own thread, so that NVML is held exactly while the sampling thread runs.
+    """
 
     name = "gpu_nvml"
+    own_thread = True
 
-    def __init__(self, nvml: Any, gpus: Sequence[GpuInfo], handles: Sequence[Any]) -> None:
-        self.nvml = nvml
-        self.gpus = [_Gpu(info, handle) for info, handle in zip(gpus, handles)]
+    def __init__(self, gpus: Sequence[GpuInfo], unavailable: Sequence[GpuInfo] = ()) -> None:
+        self.gpus = [_Gpu(info) for info in gpus]
+        self.unavailable = [g.describe() for g in unavailable]
         self.columns = tuple(
             f"gpu{g.info.index}_{c}" for g in self.gpus for c in ("used_mib", "task_mib", "util_pct")
         )
         self.ticks = 0
         self.peak_total = {TASK: 0.0, DEVICE: 0.0}
+        self.driver_version = ""
+        self.start_error = ""
+        self._nvml: Any = None
         self._failures: dict[tuple[int, str, str], list[Any]] = {}
         self._t0 = time.monotonic()
-        self._closed = False
 
     def start(self) -> None:
         self._t0 = time.monotonic()
+        try:
+            self._nvml = load_nvml()
+        except NvmlUnavailable as exc:
+            self.start_error = str(exc)
+            return
+        self.driver_version = driver_version(self._nvml)
+        for gpu in self.gpus:
+            handle = self._call(gpu, "nvmlDeviceGetHandleByUUID",
+                                lambda: self._nvml.nvmlDeviceGetHandleByUUID(gpu.info.uuid))
+            if handle is not None:
+                gpu.reader = GpuReader(self._nvml, handle)
+
+    def stop(self) -> None:
+        """Release NVML (once)."""
+        if self._nvml is not None:
+            nvml, self._nvml = self._nvml, None
+            shutdown(nvml)
 
     def sample(self, pids: Sequence[int]) -> Mapping[str, float]:
+        self.ticks += 1
         tree = set(pids)
         row: dict[str, float] = {}
-        totals: dict[str, float | None] = {TASK: 0.0, DEVICE: 0.0}
+        totals = {TASK: 0.0, DEVICE: 0.0}
         for gpu in self.gpus:
             used, task, util = self._read(gpu, tree)
             prefix = f"gpu{gpu.info.index}_"
@@ -137,68 +185,69 @@ class GpuNvmlSampler(Sampler):
                 if value is not None:
                     row[prefix + key] = value
                     stats.add(value)
-            for source, value in ((TASK, task), (DEVICE, used)):
-                total = totals[source]
-                totals[source] = None if value is None or total is None else total + value
+            totals[TASK] += task or 0.0
+            totals[DEVICE] += used or 0.0
         for source, total in totals.items():
-            if total is not None:
-                self.peak_total[source] = max(self.peak_total[source], total)
-        self.ticks += 1
+            self.peak_total[source] = max(self.peak_total[source], total)
         return row
 
     def _read(self, gpu: _Gpu, tree: set[int]) -> tuple[float | None, float | None, float | None]:
-        nvml = self.nvml
-        memory = self._call(gpu, nvml.nvmlDeviceGetMemoryInfo)
-        rates = self._call(gpu, nvml.nvmlDeviceGetUtilizationRates)
-        used = round(memory.used / BYTES_PER_MIB, 3) if memory is not None else None
-        util = float(rates.gpu) if rates is not None else None
-        return used, self._task_mib(gpu, tree), util
+        reader = gpu.reader
+        if reader is None or gpu.lost or self._nvml is None:
+            return None, None, None
+        memory: Memory | None = self._call(gpu, reader.memory_query, reader.memory)
+        used = None
+        if memory is not None:
+            used, gpu.reserved_mib = round(memory.used_mib, 3), memory.reserved_mib
+        util = None
+        if not gpu.no_util and not gpu.lost:
+            util = self._call(gpu, "nvmlDeviceGetUtilizationRates", reader.utilisation_pct)
+        task = self._task_mib(gpu, reader, tree) if not gpu.lost else None
+        return used, task, util
 
-    def _task_mib(self, gpu: _Gpu, tree: set[int]) -> float | None:
-        """The task's memory on *gpu*, or None when NVML cannot say."""
-        try:
-            processes = self.nvml.nvmlDeviceGetComputeRunningProcesses(gpu.handle)
-        except self.nvml.NVMLError as exc:
-            if type(exc).__name__ in ("NVMLError_NotSupported", "NVMLError_NoPermission"):
-                gpu.no_per_process = gpu.no_per_process or f"per-process query: {error_text(exc)}"
-            else:
-                self._failed(gpu, "nvmlDeviceGetComputeRunningProcesses", exc)
+    def _task_mib(self, gpu: _Gpu, reader: GpuReader, tree: set[int]) -> float | None:
+        """The task's memory on *gpu*, or None when NVML cannot say (the reason is kept)."""
+        if gpu.no_per_process:
             return None
-        total = 0
+        processes = self._call(gpu, reader.process_query, reader.processes, processes=True)
+        if processes is None:
+            if not reader.process_query:
+                gpu.no_per_process = (
+                    "the NVIDIA driver has no per-process query this nvidia-ml-py can read "
+                    "(neither nvmlDeviceGetComputeRunningProcesses_v3 nor _v2)")
+            return None
+        gpu.no_per_process = _distrust(processes, tree, gpu.info.total_mib)
+        if gpu.no_per_process:
+            return None
         mine = [p for p in processes if p.pid in tree]
-        for process in mine:
-            if process.usedGpuMemory is None:
-                gpu.no_per_process = gpu.no_per_process or "usedGpuMemory not available"
-                return None
-            total += process.usedGpuMemory
         if not mine and processes and not gpu.unseen_pids:
             gpu.unseen_pids = sum(not os.path.exists(f"/proc/{p.pid}") for p in processes)
-        return round(total / BYTES_PER_MIB, 3)
+        return round(sum(p.usedGpuMemory for p in mine) / BYTES_PER_MIB, 3)
 
-    def _call(self, gpu: _Gpu, function: Callable[[Any], Any]) -> Any:
+    def _call(self, gpu: _Gpu, function: str, call: Callable[[], Any], processes: bool = False) -> Any:
+        """``call()``; an NVML failure is counted (or ends what it shows) and gives None."""
         try:
-            return function(gpu.handle)
-        except self.nvml.NVMLError as exc:
-            self._failed(gpu, function.__name__, exc)
+            return call()
+        except nvml_errors(self._nvml) as exc:
+            code = error_code(exc)
+            if code == GPU_IS_LOST:
+                gpu.lost = f"at {time.monotonic() - self._t0:.1f} s: {error_text(exc)}"
+            elif code == NOT_SUPPORTED and function == "nvmlDeviceGetUtilizationRates":
+                gpu.no_util = error_text(exc)
+                return None
+            elif code in (NOT_SUPPORTED, NO_PERMISSION) and processes:
+                gpu.no_per_process = f"the per-process query {function} failed: {error_text(exc)}"
+                return None
+            key = (gpu.info.index, function, error_text(exc))
+            self._failures.setdefault(key, [0, time.monotonic() - self._t0])[0] += 1
             return None
 
-    def _failed(self, gpu: _Gpu, function: str, exc: BaseException) -> None:
-        key = (gpu.info.index, function, error_text(exc))
-        record = self._failures.setdefault(key, [0, time.monotonic() - self._t0])
-        record[0] += 1
-
     def summary(self, exit: RunExit) -> SamplerSummary:
-        self.close()
-        errors = [
-            f"GPU {index}: {function} failed {count} time{'s' if count != 1 else ''} "
-            f"(first at {first_s:.1f} s): {text}"
-            for (index, function, text), (count, first_s) in self._failures.items()
-        ]
-        source = DEVICE if any(g.no_per_process or not g.task.n for g in self.gpus) else TASK
+        sources = {g.source for g in self.gpus}
+        overall = sources.pop() if len(sources) == 1 else MIXED
         stats = RunningStats()
         for gpu in self.gpus:
-            stats = stats.merge(gpu.task if source == TASK else gpu.used)
-        errors += self._source_notes(source, stats)
+            stats = stats.merge(gpu.figures())
         metrics: dict[str, float] = {}
         if stats.n:
             metrics = {
@@ -206,66 +255,119 @@ class GpuNvmlSampler(Sampler):
                 "gpu_memory_usage_mean": round(stats.mean, 3),
                 "gpu_memory_usage_std": round(stats.std, 3),
             }
-        details = {
-            "source": source,
-            "ticks": self.ticks,
-            "samples": stats.n,
-            "peak_total_mib": round(self.peak_total[source], 3),
+        total_source = TASK if overall == TASK else DEVICE
+        details: dict[str, Any] = {
+            "source": overall, "ticks": self.ticks, "samples": stats.n,
+            "peak_total_mib": round(self.peak_total[total_source], 3),
+            "peak_total_source": total_source, "driver_version": self.driver_version,
             "gpus": [g.details() for g in self.gpus],
         }
-        return SamplerSummary(metrics, details, errors)
+        if self.unavailable:
+            details["unavailable_gpus"] = self.unavailable
+        return SamplerSummary(metrics, details, self._errors(stats))
 
-    def _source_notes(self, source: str, stats: RunningStats) -> list[str]:
-        notes = []
-        if source == DEVICE:
-            why = "; ".join(
-                f"GPU {g.info.index}: {g.no_per_process or 'no per-process sample succeeded'}"
-                for g in self.gpus if g.no_per_process or not g.task.n
-            )
-            notes.append(
-                f"per-process GPU memory unavailable ({why}): gpu_memory_usage_* report device "
-                f"memory used, which includes other processes on those GPUs"
-            )
-        elif stats.n and stats.max == 0 and any(g.unseen_pids for g in self.gpus):
-            notes.append(
-                "NVML listed GPU processes whose pids do not exist in this PID namespace "
-                "(a container without --pid=host?), so none could be matched to the task: "
-                "gpu_memory_usage_* read 0; see gpu<i>_used_mib in timeline.csv for the device"
-            )
+    def _errors(self, stats: RunningStats) -> list[str]:
+        errors = [self.start_error] if self.start_error else []
+        errors += [
+            f"GPU {index}: {function} failed {count} time{'s' if count != 1 else ''} "
+            f"(first at {first_s:.1f} s): {text}"
+            for (index, function, text), (count, first_s) in self._failures.items()
+        ]
+        for gpu in self.gpus:
+            errors += _gpu_notes(gpu)
         if not stats.n:
-            notes.append(
-                "no GPU memory sample succeeded, so gpu_memory_usage_max/mean/std are left out"
-            )
-        return notes
+            errors.append(
+                "no GPU memory sample succeeded, so gpu_memory_usage_max/mean/std are left out")
+        return errors
 
-    def close(self) -> None:
-        """Release NVML (once)."""
-        if not self._closed:
-            self._closed = True
-            shutdown(self.nvml)
+
+def _distrust(processes: Sequence[Any], tree: set[int], total_mib: float) -> str:
+    """Why this tick's process list gives no trustworthy task figure; "" when it does."""
+    bad = implausible(processes, total_mib)
+    if bad:
+        return (f"NVML's process list is not plausible ({bad}): the driver writes process "
+                f"entries in a layout this nvidia-ml-py does not read (early R535 drivers write "
+                f"32-byte entries where it reads 24-byte ones); update the NVIDIA driver")
+    if any(p.usedGpuMemory is None for p in processes if p.pid in tree):
+        return "NVML reports the task's per-process memory as not available (as under Windows WDDM)"
+    return ""
+
+
+def _gpu_notes(gpu: _Gpu) -> list[str]:
+    """What the user must know to read this GPU's figures."""
+    index, notes = gpu.info.index, []
+    if gpu.source == DEVICE and gpu.used.n:
+        reserved = ("without driver-reserved memory" if gpu.reader and gpu.reader.memory_query
+                    == MEMORY_V2 else "which may include driver-reserved memory: the driver has "
+                    "no nvmlDeviceGetMemoryInfo_v2")
+        why = gpu.no_per_process or "no per-process sample succeeded (see the errors above)"
+        notes.append(f"GPU {index}: gpu_memory_usage_* use its device memory used ({reserved}), "
+                     f"which counts every process on that GPU, not only the task's, because {why}")
+    elif gpu.source == TASK and gpu.task.max == 0 and gpu.unseen_pids:
+        notes.append(
+            f"GPU {index}: NVML listed GPU processes whose pids do not exist in this PID namespace "
+            f"(a container without --pid=host?), so none could be matched to the task: its task "
+            f"memory reads 0; see gpu{index}_used_mib in timeline.csv for the device")
+    if gpu.lost:
+        notes.append(f"GPU {index} was lost {gpu.lost}: its columns are empty from then on and "
+                     f"its figures cover the time before")
+    if gpu.no_util:
+        notes.append(f"GPU {index}: utilisation is not available ({gpu.no_util}); "
+                     f"gpu{index}_util_pct stays empty")
+    return notes
 
 
 def make_sampler(settings: SamplingSettings) -> GpuNvmlSampler | None:
-    """The factory: None for a CPU run or with GPU sampling off; ConfigError without NVML."""
-    if not settings.gpus or not settings.gpu_sampling:
+    """The factory: None for a CPU run or with GPU sampling off; ConfigError (before anything
+    starts) without NVML, for a GPU NVML cannot open, and for MIG."""
+    devices = settings.gpu_devices or tuple(str(i) for i in settings.gpus)
+    if not devices or settings.option("no_gpu_sampling", False):
         return None
-    nvml = load_nvml()
     try:
-        found = list_gpus(nvml)
-        missing = [i for i in settings.gpus if i >= len(found)]
-        if missing:
-            raise ConfigError(
-                f"GPU {missing[0]} was assigned but NVML sees only {len(found)} GPU(s): "
-                + "; ".join(g.describe() for g in found)
-            )
-        handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in settings.gpus]
-    except nvml.NVMLError as exc:
-        shutdown(nvml)
-        raise ConfigError(f"NVML could not open the assigned GPUs: {error_text(exc)}") from exc
-    except BaseException:
-        shutdown(nvml)
-        raise
-    return GpuNvmlSampler(nvml, [found[i] for i in settings.gpus], handles)
+        with nvml_session() as nvml:
+            found = list_gpus(nvml)
+    except NvmlUnavailable as exc:
+        raise NvmlUnavailable(
+            f"{exc}. A run with {len(devices)} GPU{'s' if len(devices) != 1 else ''} needs NVML "
+            f"to sample their memory; install the NVIDIA driver and nvidia-ml-py, set --num-gpus 0 "
+            f"for a CPU run, or pass --no-gpu-sampling to hand the GPUs to the command unchecked."
+        ) from exc
+    return GpuNvmlSampler([_target(d, found) for d in devices], [g for g in found if g.problem])
+
+
+def _target(device: str, found: Sequence[GpuInfo]) -> GpuInfo:
+    """The GPU behind one CUDA_VISIBLE_DEVICES entry of the run, if it can be sampled."""
+    if device.upper().startswith("MIG-"):
+        raise ConfigError(
+            f"CUDA_VISIBLE_DEVICES entry {device!r} is a MIG instance; bench-driver samples whole "
+            f"GPUs only (on MIG, NVML's device figures cover other instances and utilisation is "
+            f"not available). Use a whole GPU, or pass --no-gpu-sampling to run on the instance "
+            f"without GPU figures.")
+    if device.upper().startswith("GPU-"):
+        matches = [g for g in found if g.uuid and g.uuid.lower().startswith(device.lower())]
+    else:
+        matches = [g for g in found if str(g.index) == device]
+    if len(matches) != 1:
+        raise ConfigError(f"GPU {device!r} was assigned but NVML does not see it (any more). "
+                          f"{describe_machine(found)}")
+    gpu = matches[0]
+    if gpu.problem:
+        raise ConfigError(f"GPU {gpu.index} was assigned but NVML cannot open it: {gpu.problem}")
+    if gpu.mig:
+        raise ConfigError(
+            f"GPU {gpu.index} ({gpu.name}, {gpu.uuid}) is in MIG mode; bench-driver samples whole "
+            f"GPUs only (NVML's device figures would cover every instance and utilisation is not "
+            f"available). Choose a GPU without MIG, turn MIG off (nvidia-smi -i {gpu.index} "
+            f"-mig 0, as root), or pass --no-gpu-sampling to run without GPU figures.")
+    return gpu
+
+
+@hookimpl
+def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> None:
+    if command == "run":
+        parser.add_argument("--no-gpu-sampling", action="store_true",
+                            help="do not sample GPUs via NVML (GPUs are handed over unchecked "
+                            "where NVML is missing)")
 
 
 @hookimpl

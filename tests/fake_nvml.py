@@ -1,4 +1,10 @@
-"""A test double of the ``pynvml`` functions bench-driver uses, scripted by a JSON scenario.
+"""A Python test double of the ``pynvml`` functions bench-driver uses, scripted by a JSON scenario.
+
+It is for fast unit tests of bench-driver's own logic. It is NOT a faithful NVML: it has the
+binding's names, signatures, error classes and return shapes, but none of the ways a real driver
+differs (missing versioned functions, ``NVMLLibraryMismatchError``, struct layouts, the two-call
+process query). End-to-end GPU tests run the real binding over the C stand-in for
+``libnvidia-ml.so.1`` in tests/nvml_stub/ instead.
 
 Select it with ``BENCH_DRIVER_NVML_MODULE=tests.fake_nvml`` (see driver/gpus/nvml.py) and name the
 scenario file with ``BENCH_FAKE_NVML``; without that variable ``nvmlInit`` fails as on a machine
@@ -13,7 +19,9 @@ without the NVIDIA driver (``NVMLError_LibraryNotFound``). The scenario is read 
       "devices": [
         {"name": "NVIDIA H200", "uuid": "GPU-1111...", "total_mib": 143771,
          "base_used_mib": 500,                 # memory used on the device by no listed process
+         "reserved_mib": 530,                  # set aside by the driver (v1 "used" includes it)
          "util_pct": 40,
+         "open_error": "NoPermission",         # optional: nvmlDeviceGetHandleByIndex raises
          "processes_error": "NotSupported",    # optional: the per-process query raises
          "processes": [                        # compute processes; only live ones are listed
            {"pid": 1234, "used_mib": 100},
@@ -29,7 +37,7 @@ A process entry is listed while its pid is alive (not a zombie): that is how a r
 tree "uses" GPU memory (``"even_if_dead": true`` lists it regardless, as NVML lists host pids
 inside a container). ``used_mib_file`` is re-read on every query (a missing file counts as the
 process not holding a context). The device's used memory is ``base_used_mib`` plus every listed
-process's memory. Error classes, codes, messages and return shapes follow nvidia-ml-py.
+process's memory (plus ``reserved_mib`` in the unversioned memory query, as on R510+ drivers).
 """
 
 from __future__ import annotations
@@ -55,11 +63,17 @@ NVML_ERROR_TIMEOUT = 10
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
 NVML_ERROR_GPU_IS_LOST = 15
+NVML_ERROR_ARGUMENT_VERSION_MISMATCH = 25
 NVML_ERROR_UNKNOWN = 999
 NVML_VALUE_NOT_AVAILABLE_UINT = 0xFFFFFFFF
 
 SCENARIO_ENV = "BENCH_FAKE_NVML"
+nvmlMemory_v2 = 0x02000028  # sizeof(nvmlMemory_v2_t) | 2 << 24, as in pynvml
 _MIB = 1 << 20
+
+
+class NVMLLibraryMismatchError(Exception):
+    """As in pynvml: raised by unversioned wrappers; NOT an NVMLError (never raised here)."""
 
 
 class NVMLError(Exception):
@@ -121,6 +135,15 @@ _make_error_classes()
 @dataclass
 class _Memory:
     total: int
+    free: int
+    used: int
+
+
+@dataclass
+class _Memory_v2:
+    version: int
+    total: int
+    reserved: int
     free: int
     used: int
 
@@ -221,8 +244,11 @@ def nvmlDeviceGetCount() -> int:
 
 
 def nvmlDeviceGetHandleByIndex(index: int) -> _Handle:
-    if not 0 <= index < len(_query()["devices"]):
+    devices = _query()["devices"]
+    if not 0 <= index < len(devices):
         raise NVMLError(NVML_ERROR_INVALID_ARGUMENT)
+    if devices[index].get("open_error"):
+        raise NVMLError(_error_code(devices[index]["open_error"]))
     return _Handle(index)
 
 
@@ -235,13 +261,18 @@ def nvmlDeviceGetUUID(handle: _Handle) -> str:
     return str(_device(handle).get("uuid", default))
 
 
-def nvmlDeviceGetMemoryInfo(handle: _Handle, version: int | None = None) -> _Memory:
+def nvmlDeviceGetMemoryInfo(handle: _Handle, version: int | None = None) -> _Memory | _Memory_v2:
     device = _device(handle)
     total = int(device.get("total_mib", 81920) * _MIB)
+    reserved = int(device.get("reserved_mib", 0) * _MIB)
     used = int(device.get("base_used_mib", 0) * _MIB)
     used += sum(p.usedGpuMemory or 0 for p in _live_processes(device))
-    used = min(used, total)
-    return _Memory(total=total, free=total - used, used=used)
+    used = min(used, total - reserved)
+    if version:
+        if version != nvmlMemory_v2:
+            raise NVMLError(NVML_ERROR_ARGUMENT_VERSION_MISMATCH)
+        return _Memory_v2(version, total, reserved, total - reserved - used, used)
+    return _Memory(total=total, free=total - reserved - used, used=reserved + used)
 
 
 def nvmlDeviceGetUtilizationRates(handle: _Handle) -> _Utilization:
@@ -249,11 +280,34 @@ def nvmlDeviceGetUtilizationRates(handle: _Handle) -> _Utilization:
     return _Utilization(gpu=int(device.get("util_pct", 0)), memory=int(device.get("mem_util_pct", 0)))
 
 
-def nvmlDeviceGetComputeRunningProcesses(handle: _Handle) -> list[_Process]:
+def nvmlDeviceGetComputeRunningProcesses_v3(handle: _Handle) -> list[_Process]:
     device = _device(handle)
     if device.get("processes_error"):
         raise NVMLError(_error_code(device["processes_error"]))
     return _live_processes(device, mark=True)
+
+
+nvmlDeviceGetComputeRunningProcesses_v2 = nvmlDeviceGetComputeRunningProcesses_v3
+nvmlDeviceGetComputeRunningProcesses = nvmlDeviceGetComputeRunningProcesses_v3
+
+
+def nvmlDeviceGetHandleByUUID(uuid: str) -> _Handle:
+    devices = _query()["devices"]
+    for index in range(len(devices)):
+        if nvmlDeviceGetUUID(_Handle(index)) == uuid:
+            return _Handle(index)
+    raise NVMLError(NVML_ERROR_NOT_FOUND)
+
+
+def nvmlDeviceGetMigMode(device: _Handle) -> list[int]:
+    entry = _device(device)
+    if "mig" not in entry:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return [int(entry["mig"]), int(entry["mig"])]
+
+
+def nvmlSystemGetDriverVersion() -> str:
+    return str(_query().get("driver", "550.54.15"))
 
 
 def _live_processes(device: dict[str, Any], mark: bool = False) -> list[_Process]:

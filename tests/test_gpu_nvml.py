@@ -1,8 +1,9 @@
-"""The GPU sampler plugin (plugins/gpu_nvml.py) on the fake NVML binding and real processes."""
+"""The GPU sampler plugin (plugins/gpu_nvml.py) on the Python test double of the binding and real
+processes: the sampler's own logic. tests/test_gpu_e2e.py runs it through the real binding."""
 
 from __future__ import annotations
 
-import csv
+import argparse
 import json
 import os
 import subprocess
@@ -19,7 +20,6 @@ from driver.gpus.nvml import MODULE_ENV
 from driver.plugins import DEFAULT_PLUGINS
 from driver.sampling import RunExit, SamplingSettings, SamplingThread
 from plugins import gpu_nvml
-from plugins.cpu_memory import CpuMemorySampler
 from plugins.gpu_nvml import GpuNvmlSampler, RunningStats, make_sampler
 from tests import fake_nvml
 
@@ -82,9 +82,11 @@ def device(*processes: dict[str, Any], **fields: Any) -> dict[str, Any]:
 
 
 def sampler(gpus: tuple[int, ...]) -> GpuNvmlSampler:
+    """A started sampler (NVML held until its ``stop``)."""
     made = make_sampler(SamplingSettings(gpus=gpus))
     assert made is not None
     made.start()
+    assert not made.start_error
     return made
 
 
@@ -96,7 +98,7 @@ def test_registered_as_a_default_plugin() -> None:
 def test_not_used_without_gpus_or_with_sampling_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MODULE_ENV, "no_such_nvml_module")  # would fail if NVML were touched
     assert make_sampler(SamplingSettings()) is None
-    assert make_sampler(SamplingSettings(gpus=(0,), gpu_sampling=False)) is None
+    assert make_sampler(SamplingSettings(gpus=(0,), options=argparse.Namespace(no_gpu_sampling=True))) is None
 
 
 def test_refuses_the_run_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -108,7 +110,7 @@ def test_refuses_the_run_without_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_refuses_a_gpu_that_does_not_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use(tmp_path, monkeypatch, {"devices": [device()]})
-    with pytest.raises(ConfigError, match="GPU 3 was assigned but NVML sees only 1 GPU"):
+    with pytest.raises(ConfigError, match="GPU '3' was assigned but NVML does not see it"):
         make_sampler(SamplingSettings(gpus=(0, 3)))
     assert fake_nvml._state.refcount == 0
 
@@ -137,6 +139,7 @@ def test_counts_only_the_task_tree(tree: Tree, tmp_path: Path, monkeypatch: pyte
     assert summary.details["source"] == "task processes"
     assert summary.details["peak_total_mib"] == 1200.0
     assert summary.errors == []
+    assert [g["source"] for g in summary.details["gpus"]] == ["task processes"] * 2
 
 
 def test_max_is_over_gpus_and_ticks_not_a_mean_of_maxima(
@@ -174,33 +177,43 @@ def test_a_finished_process_stops_counting(tree: Tree, tmp_path: Path, monkeypat
     assert s.summary(RunExit()).metrics["gpu_memory_usage_mean"] == 400.0
 
 
-def test_nvml_failing_mid_run_is_reported_and_sampling_goes_on(
+def test_a_failing_read_is_reported_once_and_sampling_goes_on(
     tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    flag = tmp_path / "gpu-lost"
+    flag = tmp_path / "failing"
     use(tmp_path, monkeypatch, {
-        "fail_while_file_exists": str(flag),
+        "fail_while_file_exists": str(flag), "fail_error": "Unknown",
         "devices": [device({"pid": tree.grandchild, "used_mib": 256})],
     })
     s = sampler((0,))
-    timeline = tmp_path / "timeline.csv"
-    ticks = TickCounter()
-    thread = SamplingThread([CpuMemorySampler(), s], 0.01, timeline, tree.pids, ticks.tick)
-    thread.start()
-    ticks.wait(2)
+    rows = [s.sample(tree.pids())]
     flag.touch()
-    ticks.wait(2)  # the second tick started after the flag appeared
+    rows += [s.sample(tree.pids()), s.sample(tree.pids())]
     flag.unlink()
-    ticks.wait(2)
-    thread.stop()
+    rows.append(s.sample(tree.pids()))
+    s.stop()
     summary = s.summary(RunExit())
-    assert thread.errors == []
-    assert any("nvmlDeviceGetMemoryInfo failed" in e and "GPU is lost" in e for e in summary.errors)
-    rows = list(csv.DictReader(timeline.open()))
-    gpu_cells = [r["gpu0_task_mib"] for r in rows]
-    assert "" in gpu_cells  # the failed ticks are empty, not zero or NaN
-    assert gpu_cells[-1] == "256.0"  # and sampling recovered
-    assert all(r["cpu_rss_mib"] for r in rows)  # the CPU sampler was not disturbed
+    assert [r.get("gpu0_task_mib") for r in rows] == [256.0, None, None, 256.0]  # empty, not 0
+    failures = [e for e in summary.errors if "nvmlDeviceGetMemoryInfo_v2 failed" in e]
+    assert len(failures) == 1 and failures[0].startswith("GPU 0: nvmlDeviceGetMemoryInfo_v2 failed 2 times")
+    assert failures[0].endswith("Unknown Error (NVMLError_Unknown)")
+    assert summary.metrics["gpu_memory_usage_max"] == 256.0
+
+
+def test_a_lost_gpu_is_not_queried_again(tree: Tree, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag = tmp_path / "lost"
+    use(tmp_path, monkeypatch, {"fail_while_file_exists": str(flag),
+                                "devices": [device({"pid": tree.grandchild, "used_mib": 256})]})
+    s = sampler((0,))
+    assert s.sample(tree.pids())["gpu0_task_mib"] == 256.0
+    flag.touch()
+    assert s.sample(tree.pids()) == {}
+    flag.unlink()  # a lost GPU stays lost (it needs a reset): no more queries, no half rows
+    calls = fake_nvml.calls()
+    assert s.sample(tree.pids()) == {} and fake_nvml.calls() == calls
+    s.stop()
+    summary = s.summary(RunExit())
+    assert summary.details["gpus"][0]["lost"].endswith("GPU is lost (NVMLError_GpuIsLost)")
     assert summary.metrics["gpu_memory_usage_max"] == 256.0
 
 
@@ -222,7 +235,7 @@ def test_all_samples_failing_leaves_metrics_out_without_nan(
     "fields, entry, why",
     [
         ({"processes_error": "NotSupported"}, {"used_mib": 300}, "Not Supported"),
-        ({}, {"used_mib": None}, "usedGpuMemory not available"),
+        ({}, {"used_mib": None}, "per-process memory as not available"),
     ],
 )
 def test_without_per_process_figures_device_memory_is_used_and_said(
@@ -237,7 +250,7 @@ def test_without_per_process_figures_device_memory_is_used_and_said(
     summary = s.summary(RunExit())
     assert summary.details["source"] == "device used"
     assert summary.metrics["gpu_memory_usage_max"] == row["gpu0_used_mib"]
-    assert any(why in e and "include" in e for e in summary.errors)
+    assert any(why in e and "counts every process on that GPU" in e for e in summary.errors)
 
 
 def test_pids_from_another_pid_namespace_are_pointed_out(
@@ -254,12 +267,15 @@ def test_pids_from_another_pid_namespace_are_pointed_out(
     assert any("PID namespace" in e for e in summary.errors)
 
 
-def test_summary_shuts_nvml_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nvml_is_held_from_start_to_stop_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     use(tmp_path, monkeypatch, {"devices": [device()]})
-    s = sampler((0,))
+    made = make_sampler(SamplingSettings(gpus=(0,)))
+    assert made is not None and fake_nvml._state.refcount == 0  # the factory let go again
+    made.start()
     assert fake_nvml._state.refcount == 1
-    s.summary(RunExit())
-    s.summary(RunExit())
+    made.stop()
+    made.stop()
+    made.summary(RunExit())
     assert fake_nvml._state.refcount == 0
 
 
@@ -272,10 +288,13 @@ def test_real_tree_found_by_command_line(tmp_path: Path, monkeypatch: pytest.Mon
         device({"cmdline_contains": marker, "used_mib": 1234}, util_pct=75)
     ]})
     s = sampler((0,))
-    ticks = TickCounter()
-    thread = SamplingThread([s], 0.01, tmp_path / "timeline.csv", lambda: [child.pid], ticks.tick)
+    s.stop()  # the sampling thread starts it again, on the sampler's own thread
+    gpu_reads = TickCounter()
+    read = s.sample
+    monkeypatch.setattr(s, "sample", lambda pids: (read(pids), gpu_reads.tick())[0])
+    thread = SamplingThread([s], 0.01, tmp_path / "timeline.csv", lambda: [child.pid])
     thread.start()
-    ticks.wait(3)
+    gpu_reads.wait(3)
     assert child.stdin is not None
     child.stdin.close()
     child.wait()
@@ -297,120 +316,3 @@ def test_running_stats_merge_equals_one_stream() -> None:
     assert (merged.n, merged.max) == (one.n, one.max)
     assert merged.mean == pytest.approx(one.mean) and merged.std == pytest.approx(one.std)
     assert RunningStats().figures("task", "mib") == {}
-
-
-# End to end: the real CLI in a subprocess, the fake binding injected at the NVML boundary.
-
-WORKLOAD = '''
-import os, subprocess, sys, time
-from pathlib import Path
-
-role, folder, wait = sys.argv[1], Path(sys.argv[2]), "--wait" in sys.argv
-partial = folder / f"{role}.pid.partial"
-partial.write_text(str(os.getpid()))
-partial.replace(folder / f"{role}.pid")
-seen = folder / f"{role}.seen"  # the fake NVML creates it once it has listed this process
-deadline = time.monotonic() + 60
-while wait and not seen.exists() and time.monotonic() < deadline:
-    time.sleep(0.005)
-if role == "child":
-    env = [os.environ.get(k, "<unset>") for k in ("CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER")]
-    (folder / "env.txt").write_text(" ".join(env))
-    code = subprocess.call([sys.executable, __file__, "grandchild"] + sys.argv[2:])
-    print("speed: 1", flush=True)
-    sys.exit(code)
-'''
-
-THREE_GPUS = [
-    {"name": f"NVIDIA Fake {c.upper()}", "uuid": f"GPU-{c * 4}-{n}", "total_mib": 81920,
-     "base_used_mib": 100, "util_pct": 10 * (n + 1), "processes": []}
-    for n, c in enumerate("abc")
-]
-
-
-@pytest.fixture
-def gpu_task(tmp_path: Path, write_config: Any) -> Path:
-    """A task whose child and grandchild announce their pids in ``tmp_path/w``."""
-    (tmp_path / "w").mkdir()
-    (tmp_path / "gpu_task.py").write_text(WORKLOAD)
-    write_config("""
-        [tasks.g]
-        command_to_execute = "{python} gpu_task.py child w {wait}"
-        patterns = ['speed: (\\S+)']
-        metrics = ['speed']
-        compute_method = ['last']
-        [tasks.g.params]
-        wait = "--wait"
-    """)
-    return tmp_path / "w"
-
-
-def scenario_file(tmp_path: Path, scenario: dict[str, Any]) -> dict[str, str]:
-    return fake_nvml.scenario_env(tmp_path / "nvml.json", scenario)
-
-
-def test_cli_samples_the_task_tree_on_its_gpus(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
-    outsider = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                                stdin=subprocess.PIPE)
-    devices = [dict(d, processes=[]) for d in THREE_GPUS]
-    devices[0]["processes"] = [
-        {"pid_file": str(gpu_task / "grandchild.pid"), "used_mib": 300,
-         "mark_listed": str(gpu_task / "grandchild.seen")},
-        {"pid": outsider.pid, "used_mib": 5000},  # another user's job on the same GPU
-    ]
-    devices[2]["processes"] = [
-        {"pid_file": str(gpu_task / "child.pid"), "used_mib": 700,
-         "mark_listed": str(gpu_task / "child.seen")},
-    ]
-    env = scenario_file(tmp_path, {"devices": devices})
-    env["CUDA_VISIBLE_DEVICES"] = "GPU-cccc,GPU-aaaa"  # the pool, by UUID prefix
-    try:
-        run = cli("--task-name", "g", "--num-gpus", "2", env=env)
-    finally:
-        assert outsider.stdin is not None
-        outsider.stdin.close()
-        outsider.wait()
-    assert run.returncode == 0, run.stderr
-    assert (gpu_task / "env.txt").read_text() == "GPU-cccc,GPU-aaaa PCI_BUS_ID"
-    assert run.result["g.gpu_memory_usage_max"] == 700.0  # the largest on one GPU
-    assert 0 < run.result["g.gpu_memory_usage_mean"] <= 700.0
-    assert run.result["g.gpu_memory_usage_std"] >= 0
-    record = run.record
-    assert record["gpus"] == [2, 0]
-    gpus = {g["index"]: g for g in record["memory"]["gpu_nvml"]["gpus"]}
-    assert gpus[2]["task_max_mib"] == 700.0
-    assert gpus[0]["task_max_mib"] == 300.0  # the outsider's 5000 MiB are not the task's
-    assert gpus[0]["used_max_mib"] == 5400.0
-    timeline = sorted(tmp_path.glob("bench-runs/g/*/timeline.csv"))[-1]
-    header = timeline.read_text().splitlines()[0].split(",")
-    assert header[3:] == ["gpu2_used_mib", "gpu2_task_mib", "gpu2_util_pct",
-                          "gpu0_used_mib", "gpu0_task_mib", "gpu0_util_pct"]
-
-
-def test_cli_refuses_more_gpus_than_exist(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
-    run = cli("--task-name", "g", "--num-gpus", "4", env=scenario_file(tmp_path, {"devices": THREE_GPUS}))
-    assert run.returncode == 3
-    assert "num_gpus=4 asks for 4 GPUs but only 3 are available" in run.stderr
-    assert "NVIDIA Fake C (GPU-cccc-2, 81920 MiB)" in run.stderr
-    assert "Traceback" not in run.stderr
-    assert not (gpu_task / "child.pid").exists()  # refused before the command started
-
-
-def test_cli_without_nvml(gpu_task: Path, tmp_path: Path, cli: Any) -> None:
-    env = {MODULE_ENV: "tests.fake_nvml", fake_nvml.SCENARIO_ENV: ""}
-    refused = cli("--task-name", "g", "--num-gpus", "1", env=env)
-    assert refused.returncode == 3
-    assert "NVML not available: " in refused.stderr and "--no-gpu-sampling" in refused.stderr
-    assert not (gpu_task / "child.pid").exists()
-    unchecked = cli("--task-name", "g", "--num-gpus", "1", "--no-gpu-sampling",
-                    "--set", "wait=", env=env)
-    assert unchecked.returncode == 0, unchecked.stderr
-    assert (gpu_task / "env.txt").read_text() == "0 PCI_BUS_ID"
-    assert not [k for k in unchecked.result if "gpu_memory" in k]
-
-
-def test_cli_cpu_run_never_loads_nvml(gpu_task: Path, cli: Any) -> None:
-    run = cli("--task-name", "g", "--set", "wait=", env={MODULE_ENV: "no_such_nvml_module"})
-    assert run.returncode == 0, run.stderr
-    assert (gpu_task / "env.txt").read_text() == " <unset>"
-    assert not [k for k in run.result if "gpu_memory" in k]

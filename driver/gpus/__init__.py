@@ -1,2 +1,3 @@
-"""GPUs: which ones a run gets (:mod:`driver.gpus.assign`) and the boundary to NVML
-(:mod:`driver.gpus.nvml`), the only code that loads the binding."""
+"""GPUs: which ones a run gets (:mod:`driver.gpus.assign`), the boundary to NVML
+(:mod:`driver.gpus.nvml`, the only code that loads the binding) and how one GPU is read through it
+(:mod:`driver.gpus.reader`)."""
