@@ -28,13 +28,11 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
 
-from driver import hookspecs
+from driver import discovery, hookspecs
 from driver.errors import ConfigError, PluginError, did_you_mean
 from driver.guard import Guarded, Origin, call
 
-ENTRY_POINT_GROUP = "bench_driver"
 DISABLE_AUTOLOAD_ENV = "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD"
-PLUGIN_DIRS_ENV = "BENCH_DRIVER_PLUGINS_DIRS"
 PLUGIN_SET_ENV = "BENCH_DRIVER_PLUGIN_SET"
 
 #: The built-in plugins. The core imports plugins only through this list.
@@ -225,7 +223,7 @@ def load_plugins(
     or :class:`ConfigError` for a ``-p no:NAME`` that names no plugin."""
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)
-    dirs = _dropin_dirs(plugin_dirs)
+    dirs = discovery.dropin_dirs(plugin_dirs)
     chosen = PluginSet(tuple(str(d.resolve()) for d in dirs), tuple(blocked),
                        tuple(extra_modules), autoload)
     manager = _Manager(hookspecs.PROJECT)
@@ -239,9 +237,13 @@ def load_plugins(
     for module_name in chosen.modules:
         _register_module(plugins, module_name, "module", seen)
     if autoload:
-        _load_entry_points(plugins, seen)
+        for found in discovery.entry_points():
+            _register_found(plugins, found, seen)
     for directory in dirs:
-        _load_dropin_dir(plugins, directory, seen)
+        builtin_stems = {m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS}
+        loaded = {Path(i.path).resolve() for i in plugins.infos.values() if i.path is not None}
+        for found in discovery.dropins(directory, loaded, builtin_stems):
+            _register_found(plugins, found, seen)
     _check_blocked(chosen.blocked, seen)
     _check_hooks(plugins)
     return plugins
@@ -274,6 +276,22 @@ def _register(plugins: Plugins, module: Any, name: str, info: PluginInfo) -> Non
     plugins.infos[name] = info
 
 
+def _register_found(plugins: Plugins, found: discovery.Found, seen: set[str]) -> None:
+    """Register a plugin discovery found, unless it is blocked or (an entry point met twice)
+    already there; a second drop-in of one name is kept under its path."""
+    seen.add(found.name)
+    if plugins.manager.is_blocked(found.name):
+        return
+    name = found.name
+    if plugins.manager.get_plugin(name) is not None:
+        if found.kind == "entry point":
+            return
+        name = str(found.path)  # two folders each with random.py: keep both, named by path
+    module = found.load()
+    _register(plugins, module, name, PluginInfo(name, found.source,
+                                                found.path or getattr(module, "__file__", None)))
+
+
 def _register_module(plugins: Plugins, module_name: str, source: str, seen: set[str]) -> None:
     short = module_name.rsplit(".", 1)[-1]
     seen.update((short, module_name))
@@ -286,124 +304,6 @@ def _register_module(plugins: Plugins, module_name: str, source: str, seen: set[
             f"{source} plugin {module_name!r} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
     _register(plugins, module, short, PluginInfo(short, source, getattr(module, "__file__", None)))
-
-
-def _any_entry_points() -> bool:
-    """Whether any distribution on sys.path declares a ``bench_driver`` entry point.
-
-    Reading the few ``entry_points.txt`` files is far cheaper than importing importlib.metadata
-    and parsing every distribution's metadata, which is then done only when there is one.
-    """
-    marker = f"[{ENTRY_POINT_GROUP}]".encode()
-    for entry in sys.path:
-        try:
-            names = os.listdir(entry or ".")
-        except OSError:
-            continue
-        for name in names:
-            if name.endswith((".dist-info", ".egg-info")):
-                try:
-                    with open(os.path.join(entry or ".", name, "entry_points.txt"), "rb") as f:
-                        if marker in f.read():
-                            return True
-                except OSError:
-                    continue
-    return False
-
-
-def _load_entry_points(plugins: Plugins, seen: set[str]) -> None:
-    if not _any_entry_points():
-        return
-    from importlib import metadata
-
-    claimed: dict[str, tuple[str, str]] = {}  # entry-point name -> (distribution, its value)
-    for dist in metadata.distributions():
-        for ep in dist.entry_points:
-            if ep.group != ENTRY_POINT_GROUP:
-                continue
-            dist_name, source = dist.metadata["name"], f"entry point {dist.metadata['name']} " \
-                f"{dist.version}"
-            if ep.name in claimed:
-                if claimed[ep.name] == (dist_name, ep.value):
-                    continue  # the same distribution seen twice on sys.path
-                other = claimed[ep.name][0]
-                raise PluginError(
-                    f"entry point {ep.name!r} is claimed by two distributions: {other} and "
-                    f"{dist_name} ({ep.value}); uninstall one, or block one with -p no:{ep.name} "
-                    f"(which blocks both)")
-            claimed[ep.name] = (dist_name, ep.value)
-            seen.add(ep.name)
-            if plugins.manager.is_blocked(ep.name) or plugins.manager.get_plugin(ep.name):
-                continue
-            try:
-                obj = ep.load()
-            except Exception as exc:
-                raise PluginError(
-                    f"{source} ({ep.name} = {ep.value}) failed to import: "
-                    f"{type(exc).__name__}: {exc}") from exc
-            _register(plugins, obj, ep.name, PluginInfo(ep.name, source,
-                                                         getattr(obj, "__file__", None)))
-
-
-def _dropin_dirs(explicit: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    dirs = [Path(d) for d in explicit]
-    env = os.environ.get(PLUGIN_DIRS_ENV, "")
-    dirs += [Path(d) for d in env.split(os.pathsep) if d]
-    seen: set[Path] = set()
-    unique = []
-    for d in dirs:
-        resolved = d.resolve()
-        if resolved not in seen:
-            seen.add(resolved)
-            unique.append(d)
-    return unique
-
-
-def _load_dropin_dir(plugins: Plugins, directory: Path, seen: set[str]) -> None:
-    if not directory.is_dir():
-        raise PluginError(f"plugin folder {str(directory)!r} does not exist or is not a folder")
-    loaded = {
-        Path(info.path).resolve() for info in plugins.infos.values() if info.path is not None
-    }
-    builtin_copy = (directory / "__init__.py").is_file()  # the repository's own plugins package
-    builtins = {m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS}
-    for path in sorted(directory.glob("*.py")):
-        if path.name.startswith("_") or path.resolve() in loaded:
-            continue
-        if builtin_copy and path.stem in builtins:
-            continue  # a built-in, already loaded from the installed package
-        name = path.stem
-        seen.add(name)
-        if plugins.manager.is_blocked(name):
-            continue
-        if plugins.manager.get_plugin(name) is not None:
-            name = str(path)  # two folders each with random.py: keep both, named by path
-        module = _import_file(path)
-        _register(plugins, module, name, PluginInfo(name, "drop-in", str(path.resolve())))
-
-
-def _import_file(path: Path) -> Any:
-    """Import *path* under a module name unique to its location."""
-    import hashlib
-    import importlib.util
-
-    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
-    module_name = f"bench_driver_dropin_{path.stem}_{digest}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"drop-in plugin {str(path)!r} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[module_name]
-        raise PluginError(
-            f"drop-in plugin {str(path)!r} failed to import: {type(exc).__name__}: {exc}"
-        ) from exc
-    return module
 
 
 def _check_hooks(plugins: Plugins) -> None:
