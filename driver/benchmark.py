@@ -4,7 +4,7 @@
 command, makes the run directory, runs the command with the samplers beside it, reduces the
 scraped values, writes the run record, and gives the record to every reporter plugin. Whatever
 fails on the way (a plugin, a full disk), the record is finalised with the reason and every other
-result is still written; :func:`exit_code_for` turns the record into the documented exit code.
+result is still written; :func:`driver.results.exit_code_for` turns the record into the documented exit code.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from driver import results
 from driver.config import TaskSpec
-from driver.errors import (BenchDriverError, ConfigError, ExitCode, PluginError, StorageError,
-                           exit_code_for_signal)
+from driver.errors import BenchDriverError, ConfigError, PluginError, StorageError
 from driver.guard import Guarded, instance_of
 from driver.plugins import PLUGIN_SET_ENV, Plugins
 from driver.reduce import MetricResult, ReduceContext, reduce_metrics, workers_for
@@ -85,23 +84,6 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
     assignment = gpus.assign_gpus(wanted, options.gpus, options.environ)
     return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment),
                    assignment.devices)
-
-
-def exit_code_for(record: RunRecord) -> ExitCode:
-    """The documented exit code of a finished run: a signal first, then a plugin error, then a
-    file that could not be written, then how the command ended (see driver.errors)."""
-    if record.status == results.INTERRUPTED or record.signal:
-        return exit_code_for_signal(record.signal or "SIGINT")
-    if record.plugin_errors:
-        return ExitCode.PLUGIN
-    if record.storage_errors:
-        return ExitCode.STORAGE
-    return {
-        results.OK: ExitCode.OK,
-        results.TIMEOUT: ExitCode.TIMEOUT,
-        results.FAILED: ExitCode.COMMAND_FAILED,
-        results.MISSING_METRICS: ExitCode.MISSING_METRIC,
-    }.get(record.status, ExitCode.INTERNAL)
 
 
 def new_run_dir(runs_dir: Path, task_name: str) -> Path:

@@ -290,7 +290,8 @@ def _compare_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 def _run(session: Session) -> int:
-    from driver.benchmark import exit_code_for, run_benchmark
+    from driver.benchmark import run_benchmark
+    from driver.results import exit_code_for
     from driver.config import parse_overrides
 
     args, plugins, config = session.args, session.plugins, session.config

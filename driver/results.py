@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from driver import __version__
-from driver.errors import ConfigError, StorageError
+from driver.errors import ConfigError, ExitCode, StorageError, exit_code_for_signal
 from driver.reduce import MetricResult
 
 SCHEMA = "bench-driver/run-record"
@@ -123,6 +123,23 @@ class RunRecord:
     def with_storage_error(self, error: StorageError) -> RunRecord:
         """The record noting a file it could not write."""
         return replace(self, storage_errors=self.storage_errors + (str(error),))
+
+
+def exit_code_for(record: RunRecord) -> ExitCode:
+    """The documented exit code of a finished run: a signal first, then a plugin error, then a
+    file that could not be written, then how the command ended (see driver.errors)."""
+    if record.status == INTERRUPTED or record.signal:
+        return exit_code_for_signal(record.signal or "SIGINT")
+    if record.plugin_errors:
+        return ExitCode.PLUGIN
+    if record.storage_errors:
+        return ExitCode.STORAGE
+    return {
+        OK: ExitCode.OK,
+        TIMEOUT: ExitCode.TIMEOUT,
+        FAILED: ExitCode.COMMAND_FAILED,
+        MISSING_METRICS: ExitCode.MISSING_METRIC,
+    }.get(record.status, ExitCode.INTERNAL)
 
 
 def _metric(name: str, fields_: Mapping[str, Any], known: set[str]) -> MetricResult:

@@ -69,9 +69,7 @@ class SetRun:
 
     def exit_code_of_run(self) -> ExitCode:
         """The exit code this run alone would have given."""
-        from driver.benchmark import exit_code_for
-
-        return exit_code_for(RunRecord(task="", command="", status=self.status,  # type: ignore
+        return results.exit_code_for(RunRecord(task="", command="", status=self.status,  # type: ignore
                                        exit_code=self.exit_code, started_at="", ended_at="",
                                        duration_s=0.0, run_dir="", signal=self.signal,
                                        plugin_errors=self.plugin_errors))
