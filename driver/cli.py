@@ -75,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args_list: list[str]) -> int:
+    if args_list == ["--version"]:  # needs no plugins
+        print(f"bench-driver {__version__}")
+        return ExitCode.OK
     plugins = _load_plugins(_preparse(args_list))
     commands = plugins.registry("commands")
     names = BUILTIN_COMMANDS + tuple(commands)

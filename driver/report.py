@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from driver.results import RunRecord
 
 
+#: The statistics columns of the summary tables of sets (console, Markdown, CSV).
+STAT_COLUMNS: tuple[str, ...] = ("n", "median", "mean", "std", "min", "max")
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     """What reporters are told besides the result."""

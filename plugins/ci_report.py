@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from driver.experiments.summary import (STAT_COLUMNS, SetRun, SetSummary, problem_lines,
-                                        summary_rows)
 from driver.hookspecs import hookimpl
 from driver.paths import check_writable
-from driver.report import Reporter, ReportSettings, fmt
+from driver.report import STAT_COLUMNS, Reporter, ReportSettings, fmt
 from driver.results import write_text_atomic
 
 if TYPE_CHECKING:
@@ -33,7 +31,7 @@ if TYPE_CHECKING:
 
     from driver.config import TaskConfig
     from driver.experiments.compare import Comparison, Verdict
-    from driver.experiments.summary import ExperimentIndex, MetricSummary
+    from driver.experiments.summary import ExperimentIndex, MetricSummary, SetRun, SetSummary
     from driver.results import RunRecord
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
@@ -57,6 +55,8 @@ def csv_text(summaries: Sequence[SetSummary]) -> str:
     import csv
     import io
 
+    from driver.experiments.summary import summary_rows
+
     out = io.StringIO()
     writer = csv.DictWriter(out, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -67,6 +67,8 @@ def csv_text(summaries: Sequence[SetSummary]) -> str:
 
 def markdown_text(summaries: Sequence[SetSummary], title: str) -> str:
     """The summary as a Markdown section: a table and the runs that were not ok."""
+    from driver.experiments.summary import problem_lines, summary_rows
+
     statistic = summaries[0].statistic if summaries else "median"
     head = ["set", "metric", *STAT_COLUMNS, "outliers (repetition)"]
     lines = [f"### {title}", "", f"Reported value: the **{statistic}** over repetitions.", "",
@@ -239,7 +241,7 @@ def _write_tables(directory: Path, summaries: Sequence[SetSummary]) -> None:
 
 def _single_run_set(record: RunRecord, settings: ReportSettings) -> SetSummary:
     """A single run as a set of one repetition, for its JUnit and Markdown."""
-    from driver.experiments.summary import record_metas
+    from driver.experiments.summary import SetRun, SetSummary, record_metas
 
     seed = int(settings.option("seed", 0) or 0)
     header = SetSummary(record.task, 1, 0, seed, "median", (), {}, directory=record.run_dir)

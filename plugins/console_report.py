@@ -11,7 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from driver.hookspecs import hookimpl
-from driver.report import Reporter, ReportSettings, fmt
+from driver.report import STAT_COLUMNS, Reporter, ReportSettings, fmt
 from driver.results import RunRecord
 
 if TYPE_CHECKING:
@@ -113,8 +113,6 @@ def _rich_table(summaries: Sequence[SetSummary], found: list[dict[str, Any]],
     from rich.markup import escape
     from rich.table import Table
 
-    from driver.experiments.summary import STAT_COLUMNS
-
     table = Table(title=f"value reported: {summaries[0].statistic if summaries else ''}")
     for column in ("set", "metric", *STAT_COLUMNS, "outliers"):
         table.add_column(column, justify="right" if column in STAT_COLUMNS else "left",
@@ -126,8 +124,6 @@ def _rich_table(summaries: Sequence[SetSummary], found: list[dict[str, Any]],
 
 
 def _plain_table(found: list[dict[str, Any]], stream: TextIO) -> None:
-    from driver.experiments.summary import STAT_COLUMNS
-
     wide = max([3] + [len(r["label"]) for r in found])
     name = max([6] + [len(r["metric"]) for r in found])
     print(f"{'set':<{wide}}  {'metric':<{name}} " + " ".join(f"{c:>11}" for c in STAT_COLUMNS),

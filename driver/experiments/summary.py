@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 from driver import results
 from driver.errors import ExitCode
 from driver.experiments.stats import statistic_of
+from driver.report import STAT_COLUMNS
 from driver.results import RunRecord, load_document, result_key, write_json_atomic
 
 SUMMARY_SCHEMA = "bench-driver/summary"
@@ -31,8 +32,6 @@ SUMMARY_READS = (1, 2)
 EXPERIMENT_SCHEMA = "bench-driver/experiment"
 EXPERIMENT_VERSION = 1
 EXPERIMENT_READS = (1,)
-#: The statistics columns of summary tables.
-STAT_COLUMNS = ("n", "median", "mean", "std", "min", "max")
 
 
 @dataclass(frozen=True)
