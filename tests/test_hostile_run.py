@@ -89,10 +89,19 @@ def test_an_experiment_never_touches_the_flat_result(write_config, cli, tmp_path
         {"t.v": 2.0}
 
 
-def test_a_set_that_cannot_resume_says_so(write_config, cli):
-    config(write_config)
-    run = cli("--task-name", "t", "--repetitions", "2")
-    assert run.returncode == 0 and "run it again to resume" not in run.stderr
+def test_an_interrupted_set_says_the_truth_about_resuming(write_config, cli, tmp_path):
+    write_config("""
+        [tasks.t]
+        command_to_execute = "echo v=1; if test {repetition} = 1; then kill -TERM $PPID; sleep 5; fi"
+        patterns = ['^v=(\\S+)']
+        metrics = ['v']
+        compute_method = ['last']
+    """)
+    run = cli("--task-name", "t", "--repetitions", "3")
+    assert run.returncode == 143, run.stderr
+    assert "run it again to resume" not in run.stderr
+    assert "the set is incomplete; its finished runs are kept in" in run.stderr
+    assert "a new invocation starts a new set" in run.stderr
 
 
 def test_run_dir_parameter_is_absolute(write_config, cli, tmp_path):
