@@ -34,9 +34,10 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from driver.errors import BenchDriverError, ConfigError  # noqa: E402
-from plugins.nas201.costs import BENCHMARK_SHAPES  # noqa: E402
-from plugins.nas201.images import SOURCES  # noqa: E402
-from plugins.nas201.schedule import MODES, NB201_SEEDS, settings_for  # noqa: E402
+from plugins.nas201.costs import BENCHMARK_SHAPES, shape_of  # noqa: E402
+from plugins.nas201.schedule import (  # noqa: E402
+    MODES, NB201_SEEDS, SOURCES, check_source, settings_for,
+)
 from plugins.nas201.space import arch_to_index, index_to_arch  # noqa: E402
 
 BEST_CIFAR10_VALID = 6111  # the most accurate cell of cifar10-valid (91.61%)
@@ -51,8 +52,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", default="auto",
                         help=f"auto (toy: digits, full: files), {', '.join(SOURCES)}")
     parser.add_argument("--data-dir", help="files: the folder holding cifar-10-batches-py/ etc.")
-    parser.add_argument("--epochs", default="auto",
-                        help="the schedule's length (auto: toy 2, full 200; the paper: 12 or 200)")
+    parser.add_argument("--epochs", type=int, default=0,
+                        help="the schedule's length (0: toy 2, full 200; the paper: 12 or 200)")
     parser.add_argument("--stop-epoch", type=int, help="stop after this epoch of the schedule")
     parser.add_argument("--seed", type=int, default=NB201_SEEDS[0], help="777, 888, 999 in NB201")
     parser.add_argument("--device", default="auto", help="auto (GPU if any), cpu, cuda, cuda:1")
@@ -75,19 +76,16 @@ def resolve_arch(text: str) -> str:
     return text
 
 
-def epochs_of(text: str) -> int | None:
-    """``auto`` -> None (the mode's default), else a positive int."""
-    if text == "auto":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"--epochs {text!r}: expected 'auto' or a number >= 1")
-    return int(text)
-
-
 def run(args: argparse.Namespace) -> None:
     """Check everything, load the images, train, print the lines."""
     arch = resolve_arch(args.arch)
-    settings = settings_for(args.mode, epochs_of(args.epochs))  # checks the mode
+    if args.epochs < 0:
+        raise ConfigError(f"--epochs {args.epochs}: expected 0 (the mode's default) or more")
+    settings = settings_for(args.mode, args.epochs)  # checks the mode
+    shape_of(args.dataset)
+    source = None if args.data == "auto" else args.data
+    if source is not None:
+        check_source(source)
     if args.stop_epoch is not None and not 1 <= args.stop_epoch <= settings.epochs:
         raise ConfigError(f"--stop-epoch {args.stop_epoch}: must be in 1..{settings.epochs}")
     import torch  # after the checks: a typo costs no torch import
@@ -97,7 +95,6 @@ def run(args: argparse.Namespace) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    source = None if args.data == "auto" else args.data
     live = LiveEvaluator(None, args.dataset, args.mode, source, args.data_dir,
                          settings.epochs, args.seed, args.device, args.channels,
                          args.cells_per_stage)

@@ -249,17 +249,19 @@ def test_random_crop_flip_takes_windows_of_the_zero_padded_image() -> None:
 
 
 def test_full_mode_full_size_network_runs_one_training_step_on_the_cpu(data_dir: Path) -> None:
-    """mode=full is the paper's setting; here on 20 CIFAR-10 images: one batch, one step."""
+    """mode=full is the paper's setting; here on 20 CIFAR-10 images: one batch, one step. The
+    evaluator's full mode trains the 12-epoch schedule (the paper's search reward)."""
     live = LiveEvaluator(dataset="cifar10", mode="full", data_dir=str(data_dir), device="cpu",
                          log=lambda line: None)
-    assert live.settings == settings_for("full") and live.images.description["train_images"] == 20
+    assert live.settings == settings_for("full", 12) == TrainingSettings(12)
+    assert live.images.description["train_images"] == 20
     trainer = live.trainer_for(ARCH)
     assert (trainer.model.stem[0].out_channels, len(trainer.model.blocks)) == (16, 17)
     group = trainer.optimizer.param_groups[0]
     assert (group["momentum"], group["nesterov"], group["weight_decay"]) == (0.9, True, 5e-4)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     result = trainer.train_epoch()
-    assert result.line().startswith("epoch=1/200 lr=0.1 ")
+    assert result.line().startswith("epoch=1/12 lr=0.1 ")
     assert math.isfinite(result.train_loss) and result.eval_accuracy >= 0
     changed = [not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters())]
     assert all(changed)  # one SGD step touched every parameter (weight decay included)

@@ -48,7 +48,14 @@ def make_live_evaluator(
     log: Callable[[str], None] | None = None,
 ) -> Evaluator:
     """The ``live`` evaluator (see :class:`plugins.nas201.live.LiveEvaluator`): trains every cell;
-    torch is imported here, when one is made."""
+    torch is imported here, when one is made, after the cheap checks."""
+    from plugins.nas201.costs import shape_of
+    from plugins.nas201.schedule import check_mode, check_source
+
+    check_mode(mode)
+    shape_of(dataset)
+    if data is not None:
+        check_source(data)
     from plugins.nas201.live import LiveEvaluator
 
     return LiveEvaluator(space, dataset, mode, data, data_dir, epochs, seed, device, channels,

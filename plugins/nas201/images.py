@@ -33,10 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from driver.errors import ConfigError, DataError, did_you_mean
+from driver.errors import ConfigError, DataError
 from plugins.nas201.costs import shape_of
+from plugins.nas201.schedule import check_source
 
-SOURCES = ("files", "digits", "synthetic")
 SPLITS_DIR = Path(__file__).resolve().parent / "splits"
 
 
@@ -87,13 +87,6 @@ class BenchmarkImages:
     crop_padding: int
     eval_split: str
     description: dict[str, Any] = field(default_factory=dict)
-
-
-def check_source(source: str) -> None:
-    """ConfigError unless *source* is one of :data:`SOURCES`."""
-    if source not in SOURCES:
-        raise ConfigError(f"NAS-Bench-201 data source {source!r}{did_you_mean(source, SOURCES)}; "
-                          f"expected one of {', '.join(SOURCES)}")
 
 
 def load_images(dataset: str, source: str, data_dir: str | Path | None = None, *, seed: int = 0,

@@ -25,7 +25,7 @@ from plugins.nas201.costs import (
 )
 from plugins.nas201.images import load_images
 from plugins.nas201.space import arch_to_index
-from plugins.nas201.schedule import NB201_SEEDS, settings_for
+from plugins.nas201.schedule import NB201_SEEDS, SEARCH_DEFAULT_EPOCHS, settings_for
 from plugins.nas201.training import EpochResult, Trainer, resolve_device
 
 
@@ -37,8 +37,9 @@ class LiveEvaluator(Evaluator):
     """Trains cells on *dataset*'s network with the *mode*'s settings (see module docstring).
 
     *data* is the image source (``digits`` in toy mode, ``files`` in full mode by default;
-    ``synthetic`` for speed runs), *data_dir* where ``files`` are. *epochs* replaces the mode's
-    schedule length (toy 2; full 200, the paper's searches used 12).
+    ``synthetic`` for speed runs), *data_dir* where ``files`` are. *epochs* (None or 0: the
+    default) replaces the mode's schedule length: toy 2; full 12, the paper's search reward (200
+    is the benchmark's table).
     """
 
     def __init__(self, space: SearchSpace | None = None, dataset: str = "cifar10-valid",
@@ -46,7 +47,7 @@ class LiveEvaluator(Evaluator):
                  epochs: int | None = None, seed: int = NB201_SEEDS[0], device: str | None = None,
                  channels: int = CHANNELS, cells_per_stage: int = CELLS_PER_STAGE,
                  log: Callable[[str], None] | None = None) -> None:
-        self.settings = settings_for(mode, epochs)
+        self.settings = settings_for(mode, epochs, SEARCH_DEFAULT_EPOCHS)
         self.dataset, self.mode, self.seed = dataset, mode, seed
         benchmark = shape_of(dataset)
         self.shape = NetworkShape(benchmark.num_classes, benchmark.image_size, channels,

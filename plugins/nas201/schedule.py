@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from driver.errors import ConfigError, did_you_mean
 
 MODES = ("toy", "full")
+#: Where the images come from: the data set's own files, scikit-learn's digits, random pixels.
+SOURCES = ("files", "digits", "synthetic")
 PAPER_EPOCHS = (12, 200)  # the two schedules of the benchmark data
-FULL_DEFAULT_EPOCHS = 200
+FULL_DEFAULT_EPOCHS = 200  # training one cell: the schedule of the benchmark's table
+SEARCH_DEFAULT_EPOCHS = 12  # the live evaluator in full mode: the paper's search reward
 TOY_EPOCHS, TOY_BATCHES, TOY_BATCH_SIZE, TOY_EVAL_IMAGES = 2, 4, 16, 64
 NB201_SEEDS = (777, 888, 999)
 
@@ -61,10 +64,19 @@ def check_mode(mode: str) -> None:
                           f"batches of digits on a CPU) or 'full' (the paper's setting, a GPU)")
 
 
-def settings_for(mode: str, epochs: int | None = None) -> TrainingSettings:
-    """The settings of *mode*; *epochs* replaces its default (toy 2, full 200)."""
+def check_source(source: str) -> None:
+    """ConfigError unless *source* is one of :data:`SOURCES`."""
+    if source not in SOURCES:
+        raise ConfigError(f"NAS-Bench-201 data source {source!r}{did_you_mean(source, SOURCES)}; "
+                          f"expected one of {', '.join(SOURCES)}")
+
+
+def settings_for(mode: str, epochs: int | None = None,
+                 full_epochs: int = FULL_DEFAULT_EPOCHS) -> TrainingSettings:
+    """The settings of *mode*; *epochs* (None or 0: the default) replaces its length (toy 2,
+    full *full_epochs*)."""
     check_mode(mode)
     if mode == "full":
-        return TrainingSettings(epochs or FULL_DEFAULT_EPOCHS)
+        return TrainingSettings(epochs or full_epochs)
     return TrainingSettings(epochs or TOY_EPOCHS, batch_size=TOY_BATCH_SIZE,
                             train_batches=TOY_BATCHES, eval_images=TOY_EVAL_IMAGES)
