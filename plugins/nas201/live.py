@@ -19,11 +19,13 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
+import torch
+
 from driver.search import Evaluator, SearchSpace, Trial, TrialResult
 from plugins.nas201.costs import (
     CELLS_PER_STAGE, CHANNELS, NetworkShape, flop_count, param_count, shape_of,
 )
-from plugins.nas201.images import load_images
+from plugins.nas201.images import BenchmarkImages, load_images
 from plugins.nas201.space import arch_to_index
 from plugins.nas201.schedule import NB201_SEEDS, SEARCH_DEFAULT_EPOCHS, settings_for
 from plugins.nas201.training import EpochResult, Trainer, resolve_device
@@ -31,6 +33,12 @@ from plugins.nas201.training import EpochResult, Trainer, resolve_device
 
 def _print_line(line: str) -> None:
     print(line, flush=True)
+
+
+def on_device(images: BenchmarkImages, device: torch.device) -> BenchmarkImages:
+    """*images* with their tensors moved to *device* (once, not per trial)."""
+    return replace(images, train_x=images.train_x.to(device), train_y=images.train_y.to(device),
+                   eval_x=images.eval_x.to(device), eval_y=images.eval_y.to(device))
 
 
 class LiveEvaluator(Evaluator):
@@ -54,13 +62,8 @@ class LiveEvaluator(Evaluator):
                                   cells_per_stage)
         source = data or ("digits" if mode == "toy" else "files")
         self.device = resolve_device(device)
-        # loaded now, so that a missing file fails before the search starts; moved to the
-        # device once, not per trial
-        images = load_images(dataset, source, data_dir, seed=seed)
-        self.images = replace(images, train_x=images.train_x.to(self.device),
-                              train_y=images.train_y.to(self.device),
-                              eval_x=images.eval_x.to(self.device),
-                              eval_y=images.eval_y.to(self.device))
+        # loaded now, so that a missing file fails before the search starts
+        self.images = on_device(load_images(dataset, source, data_dir, seed=seed), self.device)
         self.log = log or _print_line
 
     def evaluate(self, trial: Trial) -> TrialResult:
