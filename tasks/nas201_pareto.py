@@ -27,11 +27,11 @@ from typing import Sequence
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from driver.errors import BenchDriverError  # noqa: E402
 from plugins.nas201.costs import shape_of  # noqa: E402
 from plugins.nas201.pareto import (  # noqa: E402
     COSTS, CellPoint, pareto_front, plot_front, search_points, table_points, write_csv,
 )
+from tasks._entry import guarded  # noqa: E402
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -65,21 +65,21 @@ def write_fronts(source: str, points: list[CellPoint], args: argparse.Namespace,
     return fronts
 
 
+def run(args: argparse.Namespace) -> None:
+    """The table's fronts (unless --no-table), then the search's (with --trials)."""
+    shape_of(args.dataset)  # an unknown data set fails before anything is read
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    table_fronts: dict[str, list[CellPoint]] = {}
+    if not args.no_table:
+        table_fronts = write_fronts("table", table_points(args.dataset), args, {})
+    if args.trials:
+        write_fronts("search", search_points(args.trials, args.dataset), args, table_fronts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; errors become one message on stderr and the documented exit code."""
     args = parse_args(argv)
-    try:
-        shape_of(args.dataset)  # an unknown data set fails before anything is read
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        table_fronts: dict[str, list[CellPoint]] = {}
-        if not args.no_table:
-            table_fronts = write_fronts("table", table_points(args.dataset), args, {})
-        if args.trials:
-            write_fronts("search", search_points(args.trials, args.dataset), args, table_fronts)
-    except BenchDriverError as exc:
-        print(f"nas201_pareto: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return guarded("nas201_pareto", lambda: run(args))
 
 
 if __name__ == "__main__":

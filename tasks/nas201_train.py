@@ -33,12 +33,13 @@ from typing import Any, Sequence
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from driver.errors import BenchDriverError, ConfigError  # noqa: E402
+from driver.errors import ConfigError  # noqa: E402
 from plugins.nas201.costs import BENCHMARK_SHAPES, shape_of  # noqa: E402
 from plugins.nas201.schedule import (  # noqa: E402
     MODES, NB201_SEEDS, SOURCES, check_source, settings_for,
 )
 from plugins.nas201.space import arch_to_index, index_to_arch  # noqa: E402
+from tasks._entry import guarded  # noqa: E402
 
 BEST_CIFAR10_VALID = 6111  # the most accurate cell of cifar10-valid (91.61%)
 
@@ -121,12 +122,7 @@ def _describe(arch: str, args: argparse.Namespace, live: Any) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; errors become one message on stderr and the documented exit code."""
     args = parse_args(argv)
-    try:
-        run(args)
-    except BenchDriverError as exc:
-        print(f"nas201_train: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    return guarded("nas201_train", lambda: run(args))
 
 
 if __name__ == "__main__":
