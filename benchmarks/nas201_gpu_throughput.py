@@ -30,7 +30,9 @@ sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # 
 import torch  # noqa: E402
 
 from _common import machine_line, print_ratio  # noqa: E402  (beside this script)
-from nas201_training import REFERENCE_INSTALL, ReferenceLogits, reference_trainer, time_epochs  # noqa: E402,E501
+from nas201_training import (  # noqa: E402  (beside this script)
+    REFERENCE_INSTALL, ReferenceLogits, reference_trainer, time_epochs,
+)
 from plugins.nas201.images import load_images  # noqa: E402
 from plugins.nas201.live import LiveEvaluator, on_device  # noqa: E402
 from plugins.nas201.schedule import settings_for  # noqa: E402

@@ -4,10 +4,11 @@
     python tasks/nas201_train.py --arch '|nor_conv_3x3~0|+|...|' --mode full --data-dir DIR
 
 ``--arch`` is an arch string or an official index. ``--mode toy`` (default) trains a few batches
-of scikit-learn digits at the benchmark's input size on the CPU; ``--mode full`` the paper's
-setting (200 epochs, or ``--epochs 12``) on the data set's files under ``--data-dir`` (NAS-Bench-201's
-``cifar.python`` folder), on the GPU when there is one. ``--data`` overrides the source (``digits``,
-``synthetic`` for speed runs, ``files``). Output (floats as ``repr``: they read back exactly)::
+of scikit-learn digits at the benchmark's input size (on the GPU if there is one, else the CPU);
+``--mode full`` the paper's setting (200 epochs, or ``--epochs 12``) on the data set's files under
+``--data-dir`` (NAS-Bench-201's ``cifar.python`` folder), meant for a GPU. ``--data`` overrides
+the source (``digits``, ``synthetic`` for speed runs, ``files``). ``--threads`` fixes torch's CPU
+threads (results depend on their number). Output (floats as ``repr``: they read back exactly)::
 
     config: {"arch": ..., "mode": "toy", ...}
     params_mb=0.129306

@@ -123,6 +123,7 @@ def test_the_plugin_and_the_table_import_neither_torch_nor_numpy() -> None:
             "plugins.nas201.costs.all_flops_m('cifar10'); "
             "print(sorted(k for k in ('torch', 'numpy') if k in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD": "1"})
+                          timeout=60,
+                          env={**os.environ, "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -12,7 +12,9 @@ import pytest
 
 from driver.errors import DataError
 from plugins.nas201 import costs
-from plugins.nas201.pareto import COSTS, CellPoint, pareto_front, plot_front, search_points, write_csv
+from plugins.nas201.pareto import (
+    COSTS, CellPoint, pareto_front, plot_front, search_points, write_csv,
+)
 from plugins.nas201.space import index_to_arch
 from test_nas201_costs import needs_table
 

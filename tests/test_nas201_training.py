@@ -18,7 +18,7 @@ import torch
 
 from driver.errors import ConfigError, DataError
 from driver.plugins import load_plugins
-from driver.search import Trial
+from driver.search import SearchBudget, Trial, run_search
 from plugins.nas201 import costs
 from plugins.nas201.images import RECIPES, SPLITS_DIR, load_images, random_crop_flip, read_split
 from plugins.nas201.live import LiveEvaluator
@@ -318,6 +318,43 @@ def test_live_is_registered_and_its_factory_checks_its_inputs() -> None:
     live = factory(None, dataset="cifar100", data="synthetic", device="cpu", epochs=3)
     assert isinstance(live, LiveEvaluator) and live.settings.epochs == 3
     assert live.images.eval_split == "synthetic" and live.shape.num_classes == 100
+
+
+def test_unusable_devices_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="device='gpu'"):
+        LiveEvaluator(dataset="ImageNet16-120", data="synthetic", device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="device='cuda:1': no CUDA device is visible"):
+            LiveEvaluator(dataset="ImageNet16-120", data="synthetic", device="cuda:1")
+
+
+@pytest.mark.parametrize("name", ["random", "rea", "reinforce", "bohb", "local_search"])
+def test_every_black_box_searcher_runs_against_the_live_evaluator(name: str) -> None:
+    """Three trials of a tiny live network (C=4, N=1); BOHB asks for fewer epochs (fidelity)."""
+    plugins = load_plugins(autoload=False)
+    space = plugins.registry("search_spaces")["nb201"]()
+    live = plugins.registry("evaluators")["live"](space, dataset="ImageNet16-120", device="cpu",
+                                                  channels=4, cells_per_stage=1,
+                                                  log=lambda line: None)
+    searcher = plugins.registry("searchers")[name](space, seed=3)
+    outcome = run_search(searcher, live, SearchBudget(max_evaluations=3))
+    assert outcome.evaluations == 3 and outcome.time_s > 0  # real seconds
+    assert outcome.best.info["epochs_trained"] in (1, 2) and 0 <= outcome.best.value <= 100
+
+
+def test_bohbs_budgets_are_epochs_of_the_fixed_schedule() -> None:
+    """Hyperband's low rung trains 1 epoch of the 2-epoch cosine, the promoted cells both."""
+    plugins = load_plugins(autoload=False)
+    space = plugins.registry("search_spaces")["nb201"]()
+    lines: list[str] = []
+    live = LiveEvaluator(space, dataset="ImageNet16-120", device="cpu", channels=4,
+                         cells_per_stage=1, log=lines.append)
+    run_search(plugins.registry("searchers")["bohb"](space, seed=3), live,
+               SearchBudget(max_evaluations=5))
+    last_epoch = {}
+    for trial, epoch in re.findall(r"^live: trial=(\d+) epoch=(\d)/2 ", "\n".join(lines), re.M):
+        last_epoch[trial] = int(epoch)
+    assert sorted(last_epoch.values()) == [1, 1, 1, 2, 2]
 
 
 def small_trainer(images: Any, seed: int = 1) -> Trainer:

@@ -1,4 +1,4 @@
-"""Images for live NAS-Bench-201 training: the benchmark's own files, scikit-learn digits, synthetic.
+"""Images for live NAS-Bench-201 training: the benchmark's own files, sklearn's digits, synthetic.
 
 The benchmark data set (``cifar10-valid``, ``cifar10``, ``cifar100``, ``ImageNet16-120``) fixes the
 classes, the input side, the normalisation, the augmentation and the splits; the *source* says

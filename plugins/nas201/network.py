@@ -185,7 +185,8 @@ def count_flops(model: nn.Module, image_size: int, in_channels: int = IN_CHANNEL
         if module.bias is not None:
             total[0] += module.out_features
 
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks = [m.register_forward_hook(conv_hook) for m in model.modules()
+             if isinstance(m, nn.Conv2d)]
     hooks += [m.register_forward_hook(linear_hook) for m in model.modules()
               if isinstance(m, nn.Linear)]
     was_training = model.training

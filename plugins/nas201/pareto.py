@@ -1,4 +1,4 @@
-"""Pareto fronts of NAS-Bench-201 cells: accuracy (higher is better) against a cost (lower is better).
+"""Pareto fronts of NAS-Bench-201 cells: accuracy (higher is better) against a cost (lower better).
 
 Costs: ``params_mb`` and ``flops_m`` (the network's own counts, ``plugins.nas201.costs``) and
 ``latency_s``. Points come from the table (every cell of a data set: its mean 200-epoch validation

@@ -2,8 +2,8 @@
 
 Differences from the official ``NASBench201API`` (all because the open data holds less):
 
-* one split, ``x-valid`` (200-epoch validation accuracy); ``x-test``, ``ori-test``, ``train``, loss,
-  per-epoch results and FLOPs raise :class:`driver.errors.DataError` saying so;
+* one split, ``x-valid`` (200-epoch validation accuracy); ``x-test``, ``ori-test``, ``train``, loss
+  and per-epoch results raise :class:`driver.errors.DataError` saying so;
 * ``cifar10`` answers with the ``cifar10-valid`` validation accuracy (the only CIFAR-10 numbers held);
 * training runs are numbered 0, 1, (2) in data order: the data does not name the seeds;
 * ``params`` and ``flops`` in compute costs are the network's own counts (millions), computed from
@@ -84,7 +84,8 @@ class ArchResults:
         """``{'flops': millions, 'params': millions ("MB"), 'latency': s}``; flops and params are
         the network's own counts, the latency is the data's."""
         data = columns(dataset)
-        return {"flops": flops_m(self.arch_str, dataset), "params": params_mb(self.arch_str, dataset),
+        return {"flops": flops_m(self.arch_str, dataset),
+                "params": params_mb(self.arch_str, dataset),
                 "latency": data.latency_s[self.index]}
 
 

@@ -31,9 +31,12 @@ def resolve_device(device: str | None) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError as exc:
         raise ConfigError(f"device={device!r}: {exc}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={device!r}: no CUDA device is visible; use device=cpu or auto")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,8 @@ class Trainer:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state_dict` of a trainer of the same cell, seed and settings."""
         if state["seed"] != self.seed:
-            raise ValueError(f"checkpoint of seed {state['seed']!r}, this trainer has {self.seed!r}")
+            raise ValueError(f"checkpoint of seed {state['seed']!r}, "
+                             f"this trainer has {self.seed!r}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch = int(state["epoch"])
