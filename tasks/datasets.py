@@ -15,6 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# One implementation, shared with the NAS-Bench-201 trainer (same augmentation, any padding).
+from plugins.nas201.images import random_crop_flip  # noqa: F401  (re-exported)
+
 DATASET_NAMES = ("cifar10", "digits", "synthetic")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -133,26 +136,6 @@ def make_synthetic(
     mean, std = (0.5,) * channels, (0.289,) * channels  # of uniform [0, 1]
     return ImageData(x[:samples], y[:samples], x[samples:], y[samples:], num_classes, mean, std,
                      augment=False)
-
-
-def random_crop_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.Tensor:
-    """Per-image random crop from a zero-padded copy and random horizontal flip, vectorised.
-
-    Runs where *x* is; *gen* must be a generator of that device (no host-device copies).
-    """
-    n, _, h, w = x.shape
-    dev = x.device
-    padded = F.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=dev)
-    ox = torch.randint(0, 2 * pad + 1, (n, 1), generator=gen, device=dev)
-    flip = torch.rand(n, 1, generator=gen, device=dev) < 0.5
-    rows = oy + torch.arange(h, device=dev)
-    cols = ox + torch.arange(w, device=dev)
-    cols = torch.where(flip, cols.flip(1), cols)
-    # Advanced indices around a slice put their broadcast dims first: result is (N, H, W, C).
-    batch = torch.arange(n, device=dev)[:, None, None]
-    out = padded[batch, :, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
 
 
 def normaliser(data: ImageData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

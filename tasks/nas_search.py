@@ -4,8 +4,12 @@
         --time-budget 12000
 
 Searcher, space and evaluator are looked up by name in the plugin registries (an evaluator named
-like the space, unless ``--evaluator`` says otherwise). Output, one line per evaluation, then a
-final block (every value on its own line, so that each pattern has exactly one group)::
+like the space, unless ``--evaluator`` says otherwise: ``--evaluator live`` trains every cell, and
+the budget is then real seconds). ``--mode toy|full`` and ``--data-dir`` go to evaluators that take
+them, ``--evaluator-option KEY=VALUE`` to the evaluator. ``--trials-file PATH`` writes one JSON line
+per counted trial (number, arch, value, cost, clock, the evaluator's info) as the search goes, for
+``tasks/nas201_pareto.py``. Output, one line per evaluation, then a final block (every value on its
+own line, so that each pattern has exactly one group)::
 
     search: evaluations=12 time=1302.4 value=90.9 best=91.02
     final: best_valid_accuracy=91.2467
@@ -15,8 +19,9 @@ final block (every value on its own line, so that each pattern has exactly one g
     final: arch=|nor_conv_3x3~0|+|...|
 
 ``best_value`` is the best value the searcher observed (on nb201: one training run's validation
-accuracy); ``best_valid_accuracy`` (evaluators that report it, as nb201) is the mean validation
-accuracy over training runs of that chosen architecture: the number to compare with the paper.
+accuracy); ``best_valid_accuracy`` (evaluators that report it) is, on nb201, the mean validation
+accuracy over training runs of that chosen architecture: the number to compare with the paper;
+on live, the accuracy its training measured.
 Exit codes: 0 done, 2 usage error, 3 configuration or data error, 7 plugin error.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
+import json
 import os
 import sys
 from typing import Any, Callable, Sequence
@@ -33,10 +39,12 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from driver.errors import BenchDriverError, ConfigError, did_you_mean  # noqa: E402
-from driver.plugins import Plugins, load_task_plugins  # noqa: E402
 from driver.guard import Guarded, call  # noqa: E402
-from driver.search import (SearchBudget, SearchOutcome, Searcher, SearchSpace,  # noqa: E402
-                           check_requirements, run_search)
+from driver.plugins import Plugins, load_task_plugins  # noqa: E402
+from driver.search import (  # noqa: E402
+    Evaluator, SearchBudget, SearchOutcome, Searcher, SearchSpace, Trial, TrialResult,
+    check_requirements, run_search,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,8 +59,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-evaluations", type=int, help="number of evaluations")
     parser.add_argument("--cost-epochs", type=float,
                         help="nb201: charge train_time * N/200 per evaluation (default 12)")
+    parser.add_argument("--mode", help="toy or full, for evaluators that take a mode (live, nb201)")
+    parser.add_argument("--data-dir", help="live: the folder of the data set files")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="searcher option, e.g. population_size=20 (repeatable)")
+    parser.add_argument("--evaluator-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="evaluator option, e.g. epochs=12 (repeatable)")
+    parser.add_argument("--trials-file", help="write every counted trial here (JSON lines)")
     parser.add_argument("--quiet", action="store_true", help="print only the final lines")
     args = parser.parse_args(argv)
     if args.time_budget is None and args.max_evaluations is None:
@@ -60,13 +73,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+def parse_options(pairs: Sequence[str], flag: str = "--option") -> dict[str, Any]:
     """``["population_size=20", "eta=3.0"]`` -> ``{"population_size": 20, "eta": 3.0}``."""
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key:
-            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE, e.g. population_size=20")
+            raise ConfigError(f"{flag} {pair!r}: expected KEY=VALUE, e.g. {flag} name=3")
         try:
             options[key] = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -86,15 +99,20 @@ def lookup(plugins: Plugins, kind: str, name: str) -> Any:
 
 
 def evaluator_options(factory: Callable[..., Any], args: argparse.Namespace) -> dict[str, Any]:
-    """The evaluator options the command line gave; ``seed`` only if the factory takes one."""
-    wanted = {"dataset": args.dataset, "cost_epochs": args.cost_epochs}
+    """The evaluator options the command line gave; ``seed``, ``mode`` and ``data_dir`` only if
+    the factory takes them (a table needs no data directory)."""
+    wanted = {"dataset": args.dataset, "cost_epochs": args.cost_epochs,
+              **parse_options(args.evaluator_option, "--evaluator-option")}
     options = {key: value for key, value in wanted.items() if value is not None}
     accepted = inspect.signature(factory).parameters
+    name = args.evaluator or args.space
     for key in options:
         if key not in accepted:
-            raise ConfigError(f"evaluator for space {args.space!r} takes no --{key.replace('_', '-')}")
-    if "seed" in accepted:
-        options["seed"] = args.seed
+            known = ", ".join(k for k in accepted if k != "space")
+            raise ConfigError(f"evaluator {name!r} takes no option {key!r}"
+                              f"{did_you_mean(key, accepted)}; it takes {known}")
+    optional = {"seed": args.seed, "mode": args.mode, "data_dir": args.data_dir}
+    options.update({k: v for k, v in optional.items() if k in accepted and v is not None})
     return options
 
 
@@ -113,6 +131,8 @@ def run(args: argparse.Namespace) -> SearchOutcome:
     searcher = Guarded(made, searcher_class.origin)
     budget = SearchBudget(args.max_evaluations, args.time_budget)
     log = None if args.quiet else (lambda line: print(line, flush=True))
+    if args.trials_file:
+        searcher = TrialRecorder(searcher, args.trials_file)
     try:
         return run_search(searcher, evaluator, budget, log)
     except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
@@ -128,11 +148,49 @@ def _searcher_with_options(cls: type[Searcher], space: SearchSpace, seed: int,
         raise ConfigError(f"searcher {name!r}: {exc}") from None
 
 
+class TrialRecorder(Searcher):
+    """Wraps a searcher; writes each result it is told (the counted trials, in order) as one JSON
+    line, flushed, so that an interrupted search keeps what it evaluated."""
+
+    def __init__(self, inner: Searcher, path: str) -> None:  # no super().__init__: all delegated
+        self.inner, self.name, self.path, self.clock_s = inner, inner.name, path, 0.0
+        self._file: Any = None
+
+    def setup(self, evaluator: Evaluator) -> None:
+        """Open the file (truncated) and set the searcher up."""
+        self._file = open(self.path, "w", encoding="utf-8")
+        self.inner.setup(evaluator)
+
+    def ask(self) -> Trial:
+        """The searcher's next trial."""
+        return self.inner.ask()
+
+    def tell(self, result: TrialResult) -> None:
+        """Record *result*, then tell the searcher."""
+        self.clock_s += result.cost_s
+        row = {"number": result.trial.number, "config": result.trial.config,
+               "fidelity": result.trial.fidelity, "value": result.value, "cost_s": result.cost_s,
+               "time_s": self.clock_s, "info": dict(result.info)}
+        self._file.write(json.dumps(row, default=str) + "\n")
+        self._file.flush()
+        self.inner.tell(result)
+
+    def close(self) -> None:
+        """Close the searcher and the file."""
+        try:
+            self.inner.close()
+        finally:
+            if self._file is not None:
+                self._file.close()
+
+
 def print_final(outcome: SearchOutcome) -> None:
     """The final block: one ``final: KEY=VALUE`` per line."""
     best = outcome.best
-    if "mean_valid_accuracy" in best.info:
-        print(f"final: best_valid_accuracy={best.info['mean_valid_accuracy']:.6g}")
+    for key in ("mean_valid_accuracy", "valid_accuracy"):  # nb201's, live's
+        if key in best.info:
+            print(f"final: best_valid_accuracy={best.info[key]:.6g}")
+            break
     print(f"final: best_value={best.value:.6g}")
     print(f"final: evaluations={outcome.evaluations}")
     print(f"final: time_s={outcome.time_s:.1f}")

