@@ -37,9 +37,11 @@ def log(what):
     with open("runs.log", "a") as f:
         f.write(f"{a.tag} {a.rep} {what}\\n")
 log("start")
+block = a.rep == a.block_at and a.tag == a.block_tag and not os.path.exists("blocked-once")
+if block:
+    open("blocked-once", "w").close()  # before the line the test waits for: no race with it
 print(f"started {a.tag} {a.rep} pid={os.getpid()}", flush=True)
-if a.rep == a.block_at and a.tag == a.block_tag and not os.path.exists("blocked-once"):
-    open("blocked-once", "w").close()
+if block:
     time.sleep(120)  # the test kills this process
 while a.rep == a.wait_at and not os.path.exists("release"):
     time.sleep(0.02)
