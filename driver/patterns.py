@@ -79,6 +79,36 @@ def _any_node(items: list[tuple[Any, Any]], test: Any) -> bool:
     return False
 
 
+def starts_with_literal(pattern: bytes, flags: int) -> bool:
+    """True when every match of *pattern* begins with a fixed byte: the regex engine then jumps
+    from one occurrence of it to the next instead of trying a match at every offset."""
+    try:
+        tree = _sre_parse().parse(pattern, flags)
+    except Exception:
+        return False
+    if tree.state.flags & re.IGNORECASE:
+        return False
+    items = list(tree)
+    while items:
+        name, av = str(items[0][0]), items[0][1]
+        if name == "LITERAL":
+            return True
+        if name != "SUBPATTERN" or av[1] or av[2]:  # only a plain group is looked into
+            return False
+        items = list(av[3])
+    return False
+
+
+_GLOBAL_FLAGS = re.compile(rb"\(\?[aiLmsux]+\)")
+
+
+def split_global_flags(pattern: bytes) -> tuple[bytes, bytes]:
+    """``(b"(?i)", b"rest")`` for a pattern that starts with global inline flags, else
+    ``(b"", pattern)``: such flags must stay at the very start when the pattern is wrapped."""
+    found = _GLOBAL_FLAGS.match(pattern)
+    return (pattern[: found.end()], pattern[found.end() :]) if found else (b"", pattern)
+
+
 def leading_caret(pattern: bytes) -> bool:
     """True when *pattern* is ``^REST`` with the caret applying to the whole pattern."""
     if not pattern.startswith(b"^"):
