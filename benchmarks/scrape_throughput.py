@@ -270,7 +270,7 @@ def main() -> None:
     sides = ["grep", "old", *args.consoles]
     with tempfile.TemporaryDirectory(prefix="bench-scrape-") as folder:
         benches = [Bench(pset, log, Path(folder)) for pset in sets]
-        for bench in benches:  # warm-up: the page cache, bytecode, grep's counts
+        for bench in benches if not args.quick else []:  # warm-up: page cache, bytecode
             for side in sides:
                 bench.run(side, timed=False)
         for _ in range(args.repeat):  # interleaved, so that load changes hit every cell alike

@@ -211,7 +211,7 @@ class _LiteralChooser:
         self.matchers = [m for m in matchers if m.runs]
         self.search = search
         self.sampled = 0
-        self.counts: dict[bytes, int] = {}
+        self.counts: dict[bytes, float] = {}
         self.shared: dict[bytes, int] = {}  # how many patterns contain each literal
         for m in self.matchers:
             for run in set(m.runs):
@@ -223,8 +223,7 @@ class _LiteralChooser:
             return
         self.sampled += end - start
         for run in self.shared:
-            found = find_up_to(buf, run, start, end, prefilter.CAP + 1)
-            self.counts[run] = self.counts.get(run, 0) + len(found)
+            self.counts[run] = self.counts.get(run, 0) + _estimated_hits(buf, run, start, end)
         for m in self.matchers:
             self._choose(m, self.counts)
         self.search.use(m.literal for m in self.matchers if m.literal is not None)
@@ -235,7 +234,7 @@ class _LiteralChooser:
                     if len(h.offsets) > prefilter.CAP and not self.search.is_frequent(lit)]
         for literal in frequent:
             self.search.demote(literal)
-            here = {run: len(find_up_to(buf, run, start, end, prefilter.CAP + 1))
+            here = {run: _estimated_hits(buf, run, start, end)
                     for m in self.matchers if m.literal == literal for run in m.runs}
             for m in self.matchers:
                 if m.literal == literal:
@@ -243,10 +242,19 @@ class _LiteralChooser:
         if frequent:
             self.search.use(m.literal for m in self.matchers if m.literal is not None)
 
-    def _choose(self, matcher: LineMatcher, counts: dict[bytes, int]) -> None:
+    def _choose(self, matcher: LineMatcher, counts: dict[bytes, float]) -> None:
         # fewest hits; then shared by most patterns (one search serves them all); then longest
         matcher.literal = min(matcher.runs, key=lambda run: (
             counts.get(run, 0), -self.shared[run], -len(run)))
+
+
+def _estimated_hits(buf: Buffer, literal: bytes, start: int, end: int) -> float:
+    """How many times *literal* is in ``buf[start:end]``: counted up to CAP + 1, extrapolated
+    from how far those reached beyond that (a literal on every line is settled in a few KiB)."""
+    found = find_up_to(buf, literal, start, end, prefilter.CAP + 1)
+    if len(found) <= prefilter.CAP:
+        return len(found)
+    return len(found) * (end - start) / (found[-1] + len(literal) - start)
 
 
 def _release(buf: Buffer, start: int, end: int) -> None:
