@@ -22,6 +22,7 @@ installed (both give the same matches; the tests run both).
 from __future__ import annotations
 
 import functools
+import importlib.util
 import mmap
 import os
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from driver.errors import ConfigError
 CAP = 64  # up to this many hits in a block: the scraper searches just those lines
 ENGINE_ENV = "BENCH_DRIVER_PREFILTER"
 ENGINES = ("auto", "hyperscan", "python")
+HYPERSCAN_AFTER_BYTES = 4 << 20
 
 #: What the scraper scans: bytes, or a read-only memory map of the log.
 Buffer = bytes | mmap.mmap
@@ -56,6 +58,11 @@ def engine_from(environ: Mapping[str, str]) -> str:
     return engine
 
 
+def _installed() -> bool:
+    """Whether the ``hyperscan`` package is there, without importing it."""
+    return importlib.util.find_spec("hyperscan") is not None
+
+
 @functools.lru_cache(maxsize=None)
 def hyperscan_available() -> bool:
     """Whether the optional ``hyperscan`` package imports and runs on this CPU."""
@@ -67,7 +74,11 @@ def hyperscan_available() -> bool:
 
 
 class LiteralSearch:
-    """The offsets of a changing set of literals in each block scanned."""
+    """The offsets of a changing set of literals in each block scanned.
+
+    With ``auto``, Hyperscan is imported (about 15 ms) only once the output has reached
+    HYPERSCAN_AFTER_BYTES: a short run keeps the driver's start-up and finish as cheap as before.
+    """
 
     def __init__(self, engine: str | None = None) -> None:
         engine = engine or engine_from(os.environ)
@@ -77,7 +88,9 @@ class LiteralSearch:
             raise ConfigError("the Hyperscan prefilter was asked for but the 'hyperscan' package"
                               " is not installed or does not run here: pip install"
                               " 'bench-driver[fast]', or use the pure-Python path")
-        self.uses_hyperscan = engine == "hyperscan" or (engine == "auto" and hyperscan_available())
+        self._hyperscan = engine == "hyperscan" or (engine == "auto" and _installed())
+        self._hyperscan_from = 0 if engine == "hyperscan" else HYPERSCAN_AFTER_BYTES
+        self._scanned = 0
         self._literals: set[bytes] = set()
         self._frequent: set[bytes] = set()
         self._database: _Database | None = None
@@ -85,8 +98,8 @@ class LiteralSearch:
 
     @property
     def engine(self) -> str:
-        """``hyperscan`` or ``python``: the engine actually used."""
-        return "hyperscan" if self.uses_hyperscan else "python"
+        """``hyperscan`` or ``python``: the engine used (with ``auto``, once output is large)."""
+        return "hyperscan" if self._hyperscan else "python"
 
     def use(self, literals: Iterable[bytes]) -> None:
         """Search exactly these literals from now on."""
@@ -106,7 +119,8 @@ class LiteralSearch:
 
     def find(self, buf: Buffer, start: int, end: int) -> dict[bytes, Hits]:
         """Offsets of every literal in ``buf[start:end]``."""
-        if self._stale:
+        before, self._scanned = self._scanned, self._scanned + end - start
+        if self._stale or before < self._hyperscan_from <= self._scanned:
             self._rebuild()
         found = self._database.find(buf, start, end) if self._database is not None else {}
         for literal in self._literals.difference(found):
@@ -115,10 +129,16 @@ class LiteralSearch:
         return found
 
     def _rebuild(self) -> None:
+        self._stale, self._database = False, None
         rare = sorted(lit for lit in self._literals - self._frequent if b"\0" not in lit)
         # (the bindings pass literals as C strings: one with a NUL byte would be cut short)
-        self._database = _Database(rare) if self.uses_hyperscan and rare else None
-        self._stale = False
+        if self._hyperscan and rare and self._scanned >= self._hyperscan_from:
+            try:
+                self._database = _Database(rare)
+            except Exception:  # auto on a CPU or build Hyperscan refuses: the pure-Python path
+                if self._hyperscan_from == 0:
+                    raise
+                self._hyperscan = False
 
 
 class _Database:

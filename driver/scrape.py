@@ -32,6 +32,7 @@ from typing import Sequence
 
 from driver.config import MetricSpec
 from driver.matcher import Found, LineMatcher
+from driver.patterns import MIN_LITERAL
 from driver import prefilter
 from driver.prefilter import Buffer, Hits, LiteralSearch, find_up_to
 
@@ -67,7 +68,8 @@ class MetricMatches:
                     values.append(float(text))  # type: ignore[arg-type]
                 except (ValueError, TypeError):
                     self._unparsed(text)
-        finite = [v for v in values if math.isfinite(v)]
+        # (a sum is finite only if every value is: the check costs one C loop in the usual case)
+        finite = values if math.isfinite(sum(values)) else [v for v in values if math.isfinite(v)]
         self.nonfinite += len(values) - len(finite)
         self.values.extend(finite)
 
@@ -150,17 +152,15 @@ class Scraper:
 
     def _scan(self, buf: Buffer, start: int, end: int) -> None:
         while start < end:
-            cut = end
-            if end - start > BLOCK_BYTES:
-                limit = start + BLOCK_BYTES
-                cut = buf.rfind(NEWLINE, start, limit) + 1 or buf.find(NEWLINE, limit, end) + 1 or end
+            cut = end if end - start <= BLOCK_BYTES else _block_end(buf, start, end)
             self._scan_block(buf, start, cut)
             _release(buf, start, cut)
             start = cut
 
     def _scan_block(self, buf: Buffer, start: int, end: int) -> None:
-        if buf.find(CR, start, end) >= 0:
-            buf, start, end = _carriage_returns_as_newlines(buf, start, end)
+        if buf.find(CR, start, end) >= 0 or (start and buf[start - 1] == CR[0]):
+            buf, start, end = _carriage_returns_as_newlines(buf, start, end)  # (also a block
+            # cut after a lone \r: a line's start must follow a newline byte)
         self._chooser.before(buf, start, end)
         hits = self._search.find(buf, start, end)
         located = [None if m.literal is None else hits[m.literal] for m in self._matchers]
@@ -214,6 +214,7 @@ class _LiteralChooser:
         self.counts: dict[bytes, float] = {}
         self.shared: dict[bytes, int] = {}  # how many patterns contain each literal
         for m in self.matchers:
+            m.runs = _trimmed(m.runs)
             for run in set(m.runs):
                 self.shared[run] = self.shared.get(run, 0) + 1
 
@@ -246,6 +247,24 @@ class _LiteralChooser:
         # fewest hits; then shared by most patterns (one search serves them all); then longest
         matcher.literal = min(matcher.runs, key=lambda run: (
             counts.get(run, 0), -self.shared[run], -len(run)))
+
+
+def _block_end(buf: Buffer, start: int, end: int) -> int:
+    """Where the block from *start* ends: after the last line break within BLOCK_BYTES, else
+    after the first one beyond (a ``\r\n`` is never cut in two)."""
+    limit = start + BLOCK_BYTES
+    at = max(buf.rfind(NEWLINE, start, limit), buf.rfind(CR, start, limit))
+    if at < 0:
+        ahead = [i for i in (buf.find(NEWLINE, limit, end), buf.find(CR, limit, end)) if i >= 0]
+        at = min(ahead, default=end - 1)
+    cut = at + 1
+    return cut + 1 if cut < end and buf[at] == CR[0] and buf[cut] == NEWLINE[0] else cut
+
+
+def _trimmed(runs: list[bytes]) -> list[bytes]:
+    """The literals without their leading and trailing blanks, where enough is left: still in
+    every match, and both ``bytes.find`` and Hyperscan skip faster past a rarer end byte."""
+    return [run.strip(b" \t") if len(run.strip(b" \t")) >= MIN_LITERAL else run for run in runs]
 
 
 def _estimated_hits(buf: Buffer, literal: bytes, start: int, end: int) -> float:

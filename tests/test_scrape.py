@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 
@@ -202,7 +203,7 @@ def test_a_literal_on_every_line_is_never_the_one_searched_for():
     log = b"".join(b"INFO:root:step %d\nINFO:root:[%d] Cost: %d\n" % (i, i, i) for i in range(300))
     scraper = Scraper([MetricSpec("t", r"^INFO:root:\S+ Cost: (\d+)", "total")])
     scraper.feed(log)
-    assert [m.literal for m in scraper._matchers] == [b" Cost: "]
+    assert [m.literal for m in scraper._matchers] == [b"Cost:"]
     assert scraper.close()["t"].values == [float(i) for i in range(300)]
 
 
@@ -221,9 +222,37 @@ def test_hyperscan_asked_for_but_missing_says_how_to_install(monkeypatch):
     from driver.errors import ConfigError
 
     monkeypatch.setattr(prefilter, "hyperscan_available", lambda: False)
+    monkeypatch.setattr(prefilter, "_installed", lambda: False)
     with pytest.raises(ConfigError, match=r"bench-driver\[fast\]"):
         Scraper([MetricSpec("m", r"x=(\d)", "last")], prefilter="hyperscan")
     assert Scraper([MetricSpec("m", r"x=(\d)", "last")], prefilter="auto").prefilter == "python"
+
+
+def test_auto_prefilter_imports_hyperscan_only_for_a_large_output():
+    """A short run pays nothing for the optional engine; a long one gets it, same results."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from driver.config import MetricSpec\n"
+        "from driver import prefilter\n"
+        "from driver.scrape import Scraper\n"
+        "specs = [MetricSpec('a', r'alpha=(\\d+)', 'last'), MetricSpec('b', r'beta=(\\d+)', 'last')]\n"
+        "line = b'x' * 90 + b' alpha=1\\n'\n"
+        "small = Scraper(specs, prefilter='auto'); small.feed(line * 1000); small.close()\n"
+        "print('hyperscan' in sys.modules)\n"
+        "big = Scraper(specs, prefilter='auto')\n"
+        "for _ in range(prefilter.HYPERSCAN_AFTER_BYTES // len(line) // 1000 + 2):\n"
+        "    big.feed(line * 1000)\n"
+        "big.feed(b'beta=7\\n' + line); found = big.close()\n"
+        "print(big._search._database is not None, found['b'].values, found['a'].matches)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, env={**os.environ, "BENCH_DRIVER_PREFILTER": "auto"})
+    small_imported, rest = done.stdout.split("\n", 1)
+    assert small_imported == "False"
+    loops = (4 << 20) // 99 // 1000 + 2
+    assert rest.split() == ["True", "[7.0]", str(loops * 1000 + 1)], done.stdout
 
 
 def test_scanning_a_large_memory_map_keeps_rss_flat(tmp_path):
