@@ -62,6 +62,15 @@ def driver_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def bytecode_cached_env(pycache: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """:func:`driver_env` with a private bytecode cache, as an installed driver has (these
+    machines set PYTHONDONTWRITEBYTECODE, so an editable install would compile every module on
+    every start); warm it with one run first."""
+    env = driver_env({"PYTHONPYCACHEPREFIX": str(pycache), **(extra or {})})
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_timed(
     argv: Sequence[str],
     workdir: Path,

@@ -10,7 +10,8 @@ from the old config, (d) one pattern shared by 8 metrics. Each cell is timed end
 wall time of the whole process, medians of ``--repeat`` interleaved runs:
 
 * the driver: ``bench-driver --config ... --task-name ...`` on the task ``cat LOG``, with the echo
-  on as users run it, its standard output going to one of the consoles: ``quiet`` (``--quiet``,
+  on as users run it and a warm bytecode cache as an installed driver has, its standard output
+  going to one of the consoles: ``quiet`` (``--quiet``,
   no echo), ``file`` (a file, as CI captures it), ``pipe`` (a pipe read by ``cat > /dev/null``),
   ``pty`` (a pseudo-terminal read by ``cat``: the driver sees a terminal and echoes with elapsed
   times);
@@ -47,7 +48,7 @@ from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # the driver, when not installed
 
-from _common import (DATA_DIR, KIB_PER_MIB, driver_command, driver_env,  # noqa: E402
+from _common import (DATA_DIR, KIB_PER_MIB, bytecode_cached_env, driver_command,  # noqa: E402
                      machine_line, median, print_ratio, run_timed, spread, write_task_config)
 from _scrape_sets import MB, PatternSet, cached_log, ere, pattern_sets  # noqa: E402
 
@@ -169,7 +170,7 @@ class Bench:
         argv = driver_command() + ["--config", str(self.config), "--task-name", TASK,
                                    "--output", str(self.work / "result.json"),
                                    "--runs-dir", str(runs)] + (["--quiet"] * (console == "quiet"))
-        done = run_console(argv, self.work, console)
+        done = run_console(argv, self.work, console, bytecode_cached_env(self.work / "pycache"))
         if done.returncode != 0:
             sys.exit(f"the driver failed ({done.returncode}) on {console}:\n{done.stderr}")
         record = json.loads(next(runs.glob(f"{TASK}/*/record.json")).read_text())
@@ -184,15 +185,16 @@ def old_twin(pattern: str) -> str:
     return "(?m)" + pattern if pattern.startswith("^") else pattern
 
 
-def run_console(argv: list[str], work: Path, console: str):  # -> _common.Finished
-    """Run the driver with its standard output on *console*, timed to the driver's exit."""
+def run_console(argv: list[str], work: Path, console: str, env: dict[str, str]):
+    """Run the driver with its standard output on *console*, timed to the driver's exit
+    (returns _common.Finished)."""
     if console in ("quiet", "file"):
-        return run_timed(argv, work, driver_env(), stdout_path=work / "console.txt")
+        return run_timed(argv, work, env, stdout_path=work / "console.txt")
     if console == "pipe":
         reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
         assert reader.stdin is not None
         try:
-            return run_timed(argv, work, driver_env(), stdout_fd=reader.stdin.fileno())
+            return run_timed(argv, work, env, stdout_fd=reader.stdin.fileno())
         finally:
             reader.stdin.close()
             reader.wait()
@@ -201,7 +203,7 @@ def run_console(argv: list[str], work: Path, console: str):  # -> _common.Finish
                               stderr=subprocess.DEVNULL)
     os.close(main)
     try:
-        return run_timed(argv, work, driver_env(), stdout_fd=terminal)
+        return run_timed(argv, work, env, stdout_fd=terminal)
     finally:
         os.close(terminal)  # the last writer gone: cat reads EIO and ends
         reader.wait()
@@ -324,7 +326,8 @@ def report(size_mb: float, benches: list[Bench], consoles: list[str],
         print("the scraper alone in this process (Scraper.scan_lines over a memory map, 1 MiB "
               "steps; medians):")
         for key, engine, seconds in stages:
-            print(f"  ({key}) prefilter {engine:<10} {seconds:7.3f} s  {size_mb / seconds:8.1f} MB/s")
+            print(f"  ({key}) prefilter {engine:<10} {seconds:7.3f} s  "
+                  f"{size_mb / seconds:8.1f} MB/s")
     return same
 
 

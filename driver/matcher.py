@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from driver.patterns import (leading_caret, literal_runs, looks_past_its_line, may_match_newline,
-                             split_global_flags, starts_with_literal)
+from driver.patterns import PatternFacts, analyse, split_global_flags
 from driver import prefilter
 from driver.prefilter import Buffer, Hits
 
@@ -35,21 +34,21 @@ class LineMatcher:
     def __init__(self, exact: re.Pattern[bytes]) -> None:
         self.exact = exact
         self.group = exact.groupindex.get("value", 1)
-        self.runs = literal_runs(exact.pattern, exact.flags)  # literals every match contains
+        facts = analyse(exact.pattern, exact.flags)
+        self.runs = list(facts.literals)  # literals every match contains
         self.literal: bytes | None = None
         # A lookbehind, \A or \Z would see past the line inside a block: search a copy of it.
-        self.isolated = looks_past_its_line(exact.pattern.decode("utf-8", "surrogateescape"))
-        self.fast, self.anchored = self._compile_fast()
+        self.isolated = facts.looks_past_its_line
+        self.fast, self.anchored = self._compile_fast(facts)
         # Without a leading literal, findall tries a match at every offset: hits are cheaper.
-        self.scans_quickly = self.anchored or starts_with_literal(exact.pattern, exact.flags)
+        self.scans_quickly = self.anchored or facts.starts_with_literal
 
-    def _compile_fast(self) -> tuple[re.Pattern[bytes] | None, bool]:
-        source = self.exact.pattern.decode("utf-8", "surrogateescape")
+    def _compile_fast(self, facts: PatternFacts) -> tuple[re.Pattern[bytes] | None, bool]:
         can_be_empty = self.exact.search(b"") is not None  # would match at every line break
-        if self.isolated or can_be_empty or may_match_newline(source):
+        if facts.looks_past_its_line or can_be_empty or facts.may_match_newline:
             return None, False
         flags, body = split_global_flags(self.exact.pattern)
-        anchored = leading_caret(body)
+        anchored = facts.leading_caret
         wrapped = rb"\n(?:" + body[1:] + b")" if anchored else b"(?:" + body + b")"
         try:  # (escaped newlines: a verbose pattern would ignore a raw one)
             return re.compile(flags + wrapped + rb"[^\n]*", self.exact.flags), anchored

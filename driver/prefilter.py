@@ -2,7 +2,7 @@
 line no pattern can match.
 
 Each distinct pattern is given one literal that all its matches contain (chosen by the scraper
-from :func:`driver.patterns.literal_runs`). For a block, :class:`LiteralSearch` gives the offsets
+among those :func:`driver.patterns.analyse` finds). For a block, :class:`LiteralSearch` gives the offsets
 of every literal in it:
 
 * *rare* literals (a few per block, the common case for most patterns of a config) are found all
@@ -49,7 +49,8 @@ class Hits:
 
 
 def engine_from(environ: Mapping[str, str]) -> str:
-    """The engine ``$BENCH_DRIVER_PREFILTER`` asks for (default ``auto``); ConfigError if unknown."""
+    """The engine ``$BENCH_DRIVER_PREFILTER`` asks for (default ``auto``); ConfigError if it is
+    not one of ENGINES."""
     engine = environ.get(ENGINE_ENV, "auto").strip().lower() or "auto"
     if engine not in ENGINES:
         raise ConfigError(f"environment variable {ENGINE_ENV}={environ[ENGINE_ENV]!r} is not one"

@@ -56,3 +56,27 @@ def test_scrape_matrix_runs_every_cell_and_counts_agree_with_grep(tmp_path: Path
     assert "counts equal: PASS" in out, out
     assert "DIFFERENT" not in out and "prefilter hyperscan" in out, out
     assert (tmp_path / "data").is_dir()  # the log went where it was told, not into the repo
+
+
+def test_scrape_benchmark_fails_loudly_when_the_driver_miscounts(tmp_path: Path) -> None:
+    """A driver whose scraper counts one match too many per block: exit 1, said loudly."""
+    import os
+    import shutil
+
+    proto = tmp_path / "proto"
+    for package in ("driver", "plugins"):
+        shutil.copytree(REPO / package, proto / package)
+    scrape = proto / "driver" / "scrape.py"
+    source = scrape.read_text()
+    assert "self.matches += len(texts)" in source
+    scrape.write_text(source.replace("self.matches += len(texts)",
+                                     "self.matches += len(texts) + 1"))
+    env = {**os.environ, "PYTHONPATH": str(proto),
+           "BENCH_DRIVER_COMMAND": f"{sys.executable} -m driver"}
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "scrape_throughput.py"), "--quick", "--sets",
+         "a", "--consoles", "quiet", "--no-breakdown", "--data-dir", "data"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "DIFFERENT !!!" in done.stdout and "counts equal: FAIL" in done.stdout
+    assert "the driver's match counts differ from grep's" in done.stderr
