@@ -31,7 +31,8 @@ def run_script(name: str, *args: str, cwd: Path) -> str:
 CONSOLES = ("quiet", "file", "pipe", "pty")
 SCRAPE_RATIOS = ([f"scrape_vs_grep_{s}_{c}" for s in "abc" for c in CONSOLES]
                  + [f"scrape_vs_old_{s}_{c}" for s in "abcd" for c in CONSOLES]
-                 + [f"shared_pattern_d_over_a_{c}" for c in CONSOLES])
+                 + [f"shared_pattern_d_over_a_{c}" for c in CONSOLES]
+                 + ["shared_pattern_8_metrics_over_1"])
 
 
 @pytest.mark.parametrize(
