@@ -62,27 +62,39 @@ def driver_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def bytecode_cached_env(pycache: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """:func:`driver_env` with a private bytecode cache, as an installed driver has (these
+    machines set PYTHONDONTWRITEBYTECODE, so an editable install would compile every module on
+    every start); warm it with one run first."""
+    env = driver_env({"PYTHONPYCACHEPREFIX": str(pycache), **(extra or {})})
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_timed(
     argv: Sequence[str],
     workdir: Path,
     env: Mapping[str, str] | None = None,
     stdout_path: Path | None = None,
+    stdout_fd: int | None = None,
 ) -> Finished:
     """Run *argv* to the end; wall time from spawn to reap, peak RSS from ``os.wait4``.
 
     Output goes to files, never to pipes this process must drain, so that only the child's own
-    work is timed. With *stdout_path* standard output is kept there (and not read back).
+    work is timed. With *stdout_path* standard output is kept there (and not read back); with
+    *stdout_fd* it goes to that open descriptor (a pipe or a terminal another process reads).
     """
     out_path = stdout_path or workdir / "_stdout.txt"
     err_path = workdir / "_stderr.txt"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=workdir, env=dict(env) if env else None,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+                                stdin=subprocess.DEVNULL, stderr=err,
+                                stdout=out if stdout_fd is None else stdout_fd)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    stdout = "" if stdout_path else out_path.read_text("utf-8", "replace")
+    stdout = "" if stdout_path or stdout_fd is not None else out_path.read_text("utf-8", "replace")
     cpu = usage.ru_utime + usage.ru_stime
     return Finished(proc.returncode, wall, cpu, int(usage.ru_maxrss), stdout,
                     err_path.read_text("utf-8", "replace"))
@@ -104,8 +116,10 @@ def gnu_time_maxrss_kib(argv: Sequence[str], workdir: Path) -> tuple[int, str]:
 
 
 def write_task_config(path: Path, name: str, command: str,
-                      metrics: Sequence[tuple[str, str, str]], timeout_s: float = 3600) -> None:
-    """A task_config.toml with one task; *metrics* are (name, Python regex, compute method)."""
+                      metrics: Sequence[tuple[str, str, str]], timeout_s: float = 3600,
+                      optional: Sequence[str] = ()) -> None:
+    """A task_config.toml with one task; *metrics* are (name, Python regex, compute method),
+    those named in *optional* may find nothing."""
     import tomli_w
 
     task = {
@@ -115,6 +129,8 @@ def write_task_config(path: Path, name: str, command: str,
         "metrics": [m[0] for m in metrics],
         "compute_method": [m[2] for m in metrics],
     }
+    if optional:
+        task["optional_metrics"] = list(optional)
     path.write_text(tomli_w.dumps({"tasks": {name: task}}), encoding="utf-8")
 
 

@@ -1,281 +1,412 @@
-"""Scrape throughput: the whole driver scraping a large MXNet-style log, against GNU grep.
+"""Scrape throughput: the whole driver scraping a large MXNet-style log, against GNU grep and
+against the old driver's own data path, for four pattern sets and four consoles.
 
-    python benchmarks/scrape_throughput.py [--size-mb 200] [--repeat 5] [--data-dir DIR]
+    python benchmarks/scrape_throughput.py [--size-mb 200 | --one-gb] [--repeat 5]
+        [--sets abcd] [--consoles quiet,file,pipe,pty] [--data-dir DIR] [--no-breakdown]
 
-A generated log (``--size-mb``; about 5% of its lines are ``Epoch[E] Batch [B]\\tSpeed: ...``
-lines, each epoch ends with training accuracy, time cost and validation accuracy lines, the rest
-is filler) is produced by a task whose command is ``cat FILE``, with four patterns. Timed, both as
-the wall time of the whole process, medians of ``--repeat`` interleaved runs:
+The log and the pattern sets are described in benchmarks/_scrape_sets.py: (a) the old driver's
+own four patterns as ``convert-cfg`` gives them, (b) four anchored ones, (c) 20 unanchored ones
+from the old config, (d) one pattern shared by 8 metrics. Each cell is timed end to end, as the
+wall time of the whole process, medians of ``--repeat`` interleaved runs:
 
-* the driver: ``bench-driver --config ... --task-name ... --quiet --output ... --runs-dir ...``
-  (start-up, the pipe, the run's ``output.log``, scraping, reduction, the record);
-* the reference: ``LC_ALL=C grep -E -o -e P1 .. -e P4 FILE > FILE`` with the same patterns in ERE
-  (into a file: GNU grep stops at the first match when its output is /dev/null).
+* the driver: ``bench-driver --config ... --task-name ...`` on the task ``cat LOG``, with the echo
+  on as users run it and a warm bytecode cache as an installed driver has, its standard output
+  going to one of the consoles: ``quiet`` (``--quiet``,
+  no echo), ``file`` (a file, as CI captures it), ``pipe`` (a pipe read by ``cat > /dev/null``),
+  ``pty`` (a pseudo-terminal read by ``cat``: the driver sees a terminal and echoes with elapsed
+  times);
+* grep: ``LC_ALL=C grep -E -o -e P1 .. -e Pn LOG > FILE`` with the same distinct patterns in ERE
+  (into a file: GNU grep stops at the first match when its output is /dev/null);
+* the old driver's data path, reimplemented here as it was (utils/metrics_manager.py of
+  awslabs/deeplearning-benchmark): the command's stdout straight to a file, the whole file read
+  and decoded, ``re.findall`` per pattern, ``re.findall`` + ``eval`` per number. Only its data
+  path: not its numpy import nor its memory profiler, so it is if anything timed fast; a pattern
+  that matches nothing is skipped (the old driver raised and lost every metric); an anchored
+  pattern gets ``(?m)``, without which the old driver's ``^`` matched the log's first line only.
 
-Prints MB/s of both and ``RATIO scrape_throughput`` = driver / grep throughput (target >= 0.6x,
-goal 1.0x); whether the driver's match counts equal grep's, per pattern; the driver's peak RSS
-(``wait4`` of its process: it must stay flat, far below the log's size); and a breakdown of the
-driver's costs measured in this process (pipe read, log write, scraping, start-up). Asserts nothing.
+Prints every cell (seconds, MB/s, the ratio to grep and to the old path, the driver's peak RSS
+from ``wait4``), one ``RATIO`` line per target, and the driver's match counts against grep's per
+pattern for every run: if any differs it says so loudly and exits 1 (the only non-zero exit).
+Then, unless ``--no-breakdown``, the scraper alone in this process (``Scraper.scan_lines`` over a
+memory map of the log) with each prefilter engine, to show where the time goes, and (d)'s pattern
+feeding 8 metrics against it feeding one (``RATIO shared_pattern_8_metrics_over_1``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import mmap
 import os
-import random
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # the driver, when not installed
 
-from _common import (DATA_DIR, KIB_PER_MIB, Finished, driver_command,  # noqa: E402
-                     driver_env, machine_line, median, print_ratio, run_timed, spread,
-                     write_task_config)
+from _common import (DATA_DIR, KIB_PER_MIB, bytecode_cached_env, driver_command,  # noqa: E402
+                     machine_line, median, print_ratio, run_timed, spread, write_task_config)
+from _scrape_sets import MB, PatternSet, cached_log, ere, pattern_sets  # noqa: E402
 
 TASK = "scrape_throughput"
-GENERATOR_VERSION = 3  # bump when the log's content changes: cached logs are then regenerated
-MB = 1_000_000
-BATCH_LINE_SHARE = 0.05
-FLAT_RSS_MIB = 100  # the driver's own ~25 MiB plus its bounded queue of output chunks (32 MiB)
+CONSOLES = ("quiet", "file", "pipe", "pty")
+FLAT_RSS_MIB = 100  # the driver's own ~25 MiB plus bounded buffers, whatever the log's size
+GREP_TARGET = {"quiet": 1.0, "file": 1.0, "pipe": 1.0, "pty": 0.8}  # x grep, sets a, b, c
+OLD_TARGET = 3.0  # x the old driver's path, every cell
+SHARED_TARGET = 1.5  # (d) within 1.5x of (a)
+EIGHT_OVER_ONE = 2.0  # one pattern feeding 8 metrics within 2x of it feeding one
+
+OLD_DRIVER_PATH = r'''
+import json, re, subprocess, sys
+NUMERIC_PATTERN = r"(\d+\.\d+|\d+)"
+
+def get_float_number(s):
+    matches = re.findall(NUMERIC_PATTERN, s)
+    if len(matches) == 1:
+        return eval(re.findall(NUMERIC_PATTERN, s)[0])
+    raise ValueError("Can not find number in the located metric pattern.")
+
+def compute(method, metric):
+    if method == "average":
+        return 1.0 * sum(metric) / len(metric)
+    if method == "last":
+        return metric[-1]
+    if method == "total":
+        return sum(metric)
+    raise ValueError(method)
+
+spec = json.load(open(sys.argv[1]))
+log_file = open(spec["log"], "a")
+process = subprocess.Popen(spec["command"], shell=True, stdout=log_file,
+                           stderr=subprocess.STDOUT, universal_newlines=True)
+process.communicate()
+log_file.close()
+with open(spec["log"], "rb") as f:
+    log = f.read().decode("utf-8")
+counts, results = {}, {}
+for name, pattern, method in spec["metrics"]:
+    metric = re.findall(pattern, log)
+    counts[name] = len(metric)
+    if metric:
+        results[name] = compute(method, list(map(get_float_number, metric)))
+json.dump({"counts": counts, "results": results}, open(spec["out"], "w"))
+'''
 
 
-@dataclass(frozen=True)
-class Metric:
-    """One scraped metric: the driver's Python regex, its grep ERE twin, and how grep's
-    ``-o`` output lines are told apart (a literal each match of this pattern contains)."""
+@dataclass
+class Cell:
+    """The timed runs of one (pattern set, side) pair."""
 
-    name: str
-    python: str
-    ere: str
-    marker: str
-    method: str
+    walls: list[float] = field(default_factory=list)
+    peaks_mib: list[float] = field(default_factory=list)
+    counts: list[dict[str, int]] = field(default_factory=list)
 
-
-METRICS = (
-    Metric("speed", r"Speed: (\S+) samples/sec", r"Speed: [^[:space:]]+ samples/sec",
-           "samples/sec", "average"),
-    Metric("training_accuracy", r"^\[Epoch \d+\] training: accuracy=(\S+)",
-           r"^\[Epoch [0-9]+\] training: accuracy=[^[:space:]]+", "] training: ", "last"),
-    Metric("validation_accuracy", r"^\[Epoch \d+\] validation: accuracy=(\S+)",
-           r"^\[Epoch [0-9]+\] validation: accuracy=[^[:space:]]+", "] validation: ", "last"),
-    Metric("training_time", r"^\[Epoch \d+\] time cost: (\S+)",
-           r"^\[Epoch [0-9]+\] time cost: [^[:space:]]+", "] time cost: ", "total"),
-)
-
-FILLERS = (
-    "INFO:root:Iter[{i}] lr={lr:.6f} loss={a:.4f} grad_norm={b:.4f} momentum=0.9 wd=0.0001",
-    "DEBUG:mxnet.io:worker {w} prefetched batch {i} in {b:.4f} s (queue {w}/16, {n} bytes)",
-    "INFO:root:[{i}] data shapes (256, 3, 224, 224) label shapes (256,) kvstore=device ctx={w}",
-    "DEBUG:mxnet.module:forward_backward {i}: {a:.5f} ms fwd, {b:.5f} ms bwd, sync {n} us",
-    "WARNING:root:slow batch {i}: data loading {a:.3f} s > compute {b:.3f} s; increase workers",
-    "INFO:root:checkpoint shard {w} of epoch state flushed: {n} params, rank {w}, step {i}",
-)
+    @property
+    def wall_s(self) -> float:
+        """The median wall time."""
+        return median(self.walls)
 
 
-def generate_log(path: Path, size_mb: float, seed: int = 0) -> tuple[int, int]:
-    """Write the MXNet-style log; returns (bytes, lines). Deterministic for a given seed."""
-    rng = random.Random(seed)
-    pool = [rng.choice(FILLERS).format(i=rng.randrange(10**6), lr=rng.random() / 10,
-                                       a=rng.random() * 10, b=rng.random() * 10,
-                                       w=rng.randrange(16), n=rng.randrange(10**7))
-            for _ in range(4096)]
-    per_batch = round(1 / BATCH_LINE_SHARE) - 1  # filler lines between two batch lines
-    target = int(size_mb * MB)
-    batch_bytes = 75 + per_batch * (1 + sum(map(len, pool)) / len(pool))
-    batches_per_epoch = max(10, min(1000, int(target / batch_bytes / 50)))  # >= ~50 epochs
-    written = lines = epoch = 0
-    with open(path, "w", encoding="ascii", newline="\n") as f:
-        while written < target:
-            block = []
-            for batch in range(batches_per_epoch):
-                block.append(f"INFO:root:Epoch[{epoch}] Batch [{batch * 20}]\tSpeed: "
-                             f"{rng.uniform(800, 1200):.2f} samples/sec\t"
-                             f"accuracy={rng.random():.6f}")
-                start = rng.randrange(len(pool) - per_batch)
-                block.extend(pool[start:start + per_batch])
-            block += [f"[Epoch {epoch}] training: accuracy={rng.random():.6f}",
-                      f"[Epoch {epoch}] time cost: {rng.uniform(100, 200):.3f}",
-                      f"[Epoch {epoch}] validation: accuracy={rng.random():.6f}"]
-            text = "\n".join(block) + "\n"
-            f.write(text)
-            written += len(text)
-            lines += len(block)
-            epoch += 1
-    return written, lines
+class Bench:
+    """One pattern set: its config, its grep argv, and every cell's runs."""
+
+    def __init__(self, pset: PatternSet, log: Path, work: Path) -> None:
+        self.pset = pset
+        self.log = log
+        self.work = work / pset.key
+        self.work.mkdir()
+        self.config = self.work / "task_config.toml"
+        write_task_config(self.config, TASK, f"cat {shlex.quote(str(log))}",
+                          [(m.name, m.pattern, m.method) for m in pset.metrics],
+                          optional=[m.name for m in pset.metrics])  # counts are checked below
+        self.cells: dict[str, Cell] = {}
+        self.grep_counts: dict[str, int] = {}
+
+    def cell(self, side: str) -> Cell:
+        """The runs of *side* (``grep``, ``old`` or a console)."""
+        return self.cells.setdefault(side, Cell())
+
+    def run(self, side: str, timed: bool = True) -> None:
+        """One run of *side*; kept unless it is a warm-up."""
+        wall, peak, counts = (self._grep() if side == "grep" else self._old() if side == "old"
+                              else self._driver(side))
+        if timed:
+            cell = self.cell(side)
+            cell.walls.append(wall)
+            cell.peaks_mib.append(peak)
+            cell.counts.append(counts)
+
+    def _grep(self) -> tuple[float, float, dict[str, int]]:
+        out = self.work / "grep.out"
+        argv = ["grep", "-E", "-o"] + [a for p in self.pset.patterns for a in ("-e", ere(p))]
+        done = run_timed(argv + [str(self.log)], self.work, env={**os.environ, "LC_ALL": "C"},
+                         stdout_path=out)
+        if done.returncode != 0:
+            sys.exit(f"grep failed ({done.returncode}): {done.stderr}")
+        if not self.grep_counts:
+            self.grep_counts = grep_counts(out, self.pset)
+        out.unlink()
+        return done.wall_s, done.maxrss_kib / KIB_PER_MIB, self.grep_counts
+
+    def _old(self) -> tuple[float, float, dict[str, int]]:
+        script, spec = self.work / "old_driver_path.py", self.work / "old_spec.json"
+        log, out = self.work / "old_driver.log", self.work / "old_out.json"
+        script.write_text(OLD_DRIVER_PATH)
+        spec.write_text(json.dumps({
+            "command": f"cat {shlex.quote(str(self.log))}", "log": str(log), "out": str(out),
+            "metrics": [(m.name, old_twin(m.pattern), m.method) for m in self.pset.metrics]}))
+        log.unlink(missing_ok=True)  # it appends: a second run would double the log
+        done = run_timed([sys.executable, str(script), str(spec)], self.work)
+        if done.returncode != 0:
+            sys.exit(f"the old driver's path failed ({done.returncode}):\n{done.stderr}")
+        log.unlink()
+        return done.wall_s, done.maxrss_kib / KIB_PER_MIB, json.loads(out.read_text())["counts"]
+
+    def _driver(self, console: str) -> tuple[float, float, dict[str, int]]:
+        runs = self.work / "runs"
+        argv = driver_command() + ["--config", str(self.config), "--task-name", TASK,
+                                   "--output", str(self.work / "result.json"),
+                                   "--runs-dir", str(runs)] + (["--quiet"] * (console == "quiet"))
+        done = run_console(argv, self.work, console, bytecode_cached_env(self.work / "pycache"))
+        if done.returncode != 0:
+            sys.exit(f"the driver failed ({done.returncode}) on {console}:\n{done.stderr}")
+        record = json.loads(next(runs.glob(f"{TASK}/*/record.json")).read_text())
+        shutil.rmtree(runs)  # its output.log is as large as the log
+        counts = {name: m["matches"] for name, m in record["metrics"].items()}
+        return done.wall_s, done.maxrss_kib / KIB_PER_MIB, counts
 
 
-def cached_log(data_dir: Path, size_mb: float) -> Path:
-    """The log for *size_mb*, generated once into *data_dir* and reused."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / f"mxnet_{size_mb:g}mb_v{GENERATOR_VERSION}.log"
-    if not path.is_file():
-        start = time.perf_counter()
-        partial = path.with_suffix(".partial")
-        size, lines = generate_log(partial, size_mb)
-        partial.replace(path)
-        print(f"generated {path} ({size / MB:.1f} MB, {lines:,} lines) in "
-              f"{time.perf_counter() - start:.1f} s")
-    return path
+def old_twin(pattern: str) -> str:
+    """The pattern as the old driver needed it: it searched the whole log without re.MULTILINE,
+    where ``^`` anchors only the log's first line (it found 1 of (b)'s 115,000 speed lines)."""
+    return "(?m)" + pattern if pattern.startswith("^") else pattern
 
 
-def grep_run(log: Path, out: Path, work: Path) -> Finished:
-    """``LC_ALL=C grep -E -o -e P1 .. -e P4 LOG > OUT``, timed."""
-    argv = ["grep", "-E", "-o"] + [a for m in METRICS for a in ("-e", m.ere)] + [str(log)]
-    done = run_timed(argv, work, env={**os.environ, "LC_ALL": "C"}, stdout_path=out)
-    if done.returncode != 0:
-        sys.exit(f"grep failed ({done.returncode}): {done.stderr}")
-    return done
+def run_console(argv: list[str], work: Path, console: str, env: dict[str, str]):
+    """Run the driver with its standard output on *console*, timed to the driver's exit
+    (returns _common.Finished)."""
+    if console in ("quiet", "file"):
+        return run_timed(argv, work, env, stdout_path=work / "console.txt")
+    if console == "pipe":
+        reader = subprocess.Popen(["cat"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert reader.stdin is not None
+        try:
+            return run_timed(argv, work, env, stdout_fd=reader.stdin.fileno())
+        finally:
+            reader.stdin.close()
+            reader.wait()
+    main, terminal = os.openpty()  # a terminal emulator: cat reads what the driver shows
+    reader = subprocess.Popen(["cat"], stdin=main, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    os.close(main)
+    try:
+        return run_timed(argv, work, env, stdout_fd=terminal)
+    finally:
+        os.close(terminal)  # the last writer gone: cat reads EIO and ends
+        reader.wait()
 
 
-def grep_counts(out: Path) -> dict[str, int]:
-    """Matches per metric in grep's ``-o`` output."""
-    counts = dict.fromkeys((m.name for m in METRICS), 0)
-    with open(out, encoding="ascii", errors="replace") as f:
+def grep_counts(out: Path, pset: PatternSet) -> dict[str, int]:
+    """Matches per metric in grep's ``-o`` output: each line belongs to the first distinct
+    pattern it matches in full (a line no pattern matches is counted under ``?``)."""
+    import re
+
+    compiled = [re.compile(p) for p in pset.patterns]
+    per_pattern = dict.fromkeys(range(len(compiled)), 0)
+    order = list(range(len(compiled)))
+    unknown = 0
+    with open(out, encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
-            for m in METRICS:
-                if m.marker in line:
-                    counts[m.name] += 1
-                    break
-    return counts
+            line = line.rstrip("\n")
+            hit = next((k for k in order if compiled[k].fullmatch(line)), None)
+            if hit is None:
+                unknown += 1
+                continue
+            per_pattern[hit] += 1
+            order.remove(hit)
+            order.insert(0, hit)  # most lines are of the few frequent patterns
+    index = {p: k for k, p in enumerate(pset.patterns)}
+    counts = {m.name: per_pattern[index[m.pattern]] for m in pset.metrics}
+    return counts | ({"?": unknown} if unknown else {})
 
 
-@dataclass(frozen=True)
-class DriverRun:
-    """One end-to-end driver process."""
-
-    wall_s: float
-    cpu_s: float  # user + system of the driver and its command (cat)
-    duration_s: float  # the command's run as the driver timed it (spawn to reaped and scraped)
-    maxrss_kib: int
-    counts: dict[str, int]
-
-
-def driver_run(config: Path, work: Path) -> DriverRun:
-    """Run the task through the whole CLI; the run directory is removed afterwards."""
-    runs = work / "runs"
-    argv = driver_command() + ["--config", str(config), "--task-name", TASK, "--quiet",
-                               "--output", str(work / "result.json"), "--runs-dir", str(runs)]
-    done = run_timed(argv, work, env=driver_env())
-    if done.returncode != 0:
-        sys.exit(f"the driver failed ({done.returncode}):\n{done.stderr}")
-    record_path = next(runs.glob(f"{TASK}/*/record.json"))
-    record = json.loads(record_path.read_text())
-    shutil.rmtree(runs)  # its output.log is as large as the log
-    counts = {name: m["matches"] for name, m in record["metrics"].items()}
-    return DriverRun(done.wall_s, done.cpu_s, record["duration_s"], done.maxrss_kib, counts)
-
-
-def breakdown(log: Path, work: Path, repeat: int) -> list[tuple[str, float]]:
-    """The driver's stages one at a time in this process: (stage, median seconds)."""
-    import subprocess
-
+def breakdown(log: Path, psets: list[PatternSet], repeat: int) -> list[tuple[str, str, float]]:
+    """The scraper alone on the whole log in this process: (set, engine, median seconds)."""
     from driver.config import MetricSpec
-    from driver.output import CHUNK_BYTES
+    from driver.prefilter import hyperscan_available
     from driver.scrape import Scraper
 
-    def pipe(write_log: bool) -> float:
-        start = time.perf_counter()
-        proc = subprocess.Popen(["cat", str(log)], stdout=subprocess.PIPE, bufsize=0)
-        assert proc.stdout is not None
-        fd = proc.stdout.fileno()
-        with open(work / "breakdown.log", "wb") as sink:
-            while chunk := os.read(fd, CHUNK_BYTES):
-                if write_log:
-                    sink.write(chunk)
-        proc.wait()
-        return time.perf_counter() - start
-
-    def scrape() -> float:
-        scraper = Scraper([MetricSpec(m.name, m.python, m.method) for m in METRICS])
-        busy = 0.0
-        with open(log, "rb") as f:
-            while chunk := f.read(CHUNK_BYTES):
-                start = time.perf_counter()
-                scraper.feed(chunk)
-                busy += time.perf_counter() - start
-        start = time.perf_counter()
-        scraper.close()
-        return busy + time.perf_counter() - start
-
-    stages = [("pipe read (cat | os.read 1 MiB)", lambda: pipe(False)),
-              ("pipe read + write output.log", lambda: pipe(True)),
-              ("Scraper.feed (regex scan + float parsing)", scrape)]
-    found = [(label, median([run() for _ in range(repeat)])) for label, run in stages]
-    (work / "breakdown.log").unlink(missing_ok=True)
+    engines = ["hyperscan", "python"] if hyperscan_available() else ["python"]
+    found = []
+    alone = [s for s in psets if s.key == "d"]  # (d)'s pattern feeding one metric, for 8 vs 1
+    psets = psets + [PatternSet("d1", "", s.metrics[:1]) for s in alone]
+    with open(log, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        for pset in psets:
+            specs = [MetricSpec(m.name, m.pattern, m.method) for m in pset.metrics]
+            for engine in engines:
+                times = [scrape_alone(view, Scraper(specs, prefilter=engine))
+                         for _ in range(repeat)]
+                found.append((pset.key, engine, median(times)))
     return found
 
 
+def scrape_alone(view: mmap.mmap, scraper) -> float:  # scraper: driver.scrape.Scraper
+    """Seconds to scrape the mapped log in 1 MiB steps of whole lines, as the driver reads it."""
+    start, size, step = 0, len(view), 1 << 20
+    began = time.perf_counter()
+    while start < size:
+        end = view.rfind(b"\n", start, min(size, start + step)) + 1 or size
+        scraper.scan_lines(view, start, end)
+        start = end
+    scraper.close()
+    return time.perf_counter() - began
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size-mb", type=float, default=200, help="log size (default 200)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs of each (default 5)")
-    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
-                        help="where the generated log is cached (default benchmarks/.data)")
-    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-stage costs")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke mode: a 2 MB log, one run each (numbers are meaningless)")
-    args = parser.parse_args()
-    if args.quick:
-        args.size_mb, args.repeat = 2, 1
+    args = parse_args()
     print(machine_line())
     log = cached_log(args.data_dir.resolve(), args.size_mb)
     size_mb = log.stat().st_size / MB
+    sets = [s for k, s in pattern_sets().items() if k in args.sets]
+    sides = ["grep", "old", *args.consoles]
     with tempfile.TemporaryDirectory(prefix="bench-scrape-") as folder:
-        work = Path(folder)
-        config = work / "task_config.toml"
-        write_task_config(config, TASK, f"cat {shlex.quote(str(log))}",
-                          [(m.name, m.python, m.method) for m in METRICS])
-        grep_out = work / "grep.out"
-        grep_run(log, grep_out, work)  # warm-up: the log in the page cache, grep's counts
-        expected = grep_counts(grep_out)
-        first = driver_run(config, work)  # warm-up: bytecode, the driver's counts
-        greps, drivers = [], []
-        for _ in range(args.repeat):  # interleaved, so that load changes hit both alike
-            greps.append(grep_run(log, grep_out, work))
-            drivers.append(driver_run(config, work))
-        stages = [] if args.no_breakdown else breakdown(log, work, args.repeat)
-    report(size_mb, greps, drivers, expected, first, stages)
+        benches = [Bench(pset, log, Path(folder)) for pset in sets]
+        for bench in benches if not args.quick else []:  # warm-up: page cache, bytecode
+            for side in sides:
+                bench.run(side, timed=False)
+        for _ in range(args.repeat):  # interleaved, so that load changes hit every cell alike
+            for bench in benches:
+                for side in sides:
+                    bench.run(side)
+    stages = [] if args.no_breakdown else breakdown(log, sets, max(1, min(args.repeat, 3)))
+    same = report(size_mb, benches, args.consoles, stages)
+    if not same:
+        sys.exit("FAIL: the driver's match counts differ from grep's (see above)")
 
 
-def report(size_mb: float, greps: list[Finished], drivers: list[DriverRun],
-           expected: dict[str, int], first: DriverRun, stages: list[tuple[str, float]]) -> None:
-    grep_s = median([g.wall_s for g in greps])
-    driver_s = median([d.wall_s for d in drivers])
-    inside_s = median([d.duration_s for d in drivers])
-    print(f"log: {size_mb:.1f} MB, 4 patterns, {len(greps)} timed runs each (medians; min..max)")
-    print(f"  grep -E -o (LC_ALL=C)   {grep_s:7.3f} s  {size_mb / grep_s:8.1f} MB/s  "
-          f"({spread([g.wall_s for g in greps])} s; CPU {median([g.cpu_s for g in greps]):.3f} s)")
-    driver_cpu_s = median([d.cpu_s for d in drivers])
-    print(f"  bench-driver, whole     {driver_s:7.3f} s  {size_mb / driver_s:8.1f} MB/s  "
-          f"({spread([d.wall_s for d in drivers])} s; CPU {driver_cpu_s:.3f} s, cat included)")
-    print(f"    of which the command's run (record duration_s) {inside_s:.3f} s "
-          f"({size_mb / inside_s:.1f} MB/s); start-up and finishing {driver_s - inside_s:.3f} s")
-    ratio = grep_s / driver_s  # throughput ratio = inverse time ratio
-    print_ratio("scrape_throughput (driver MB/s / grep MB/s)", ratio, ">= 0.6x, goal 1.0x",
-                ratio >= 0.6)
-    print("match counts, driver vs grep:")
-    same = True
-    for name, count in expected.items():
-        runs = {d.counts.get(name) for d in [first, *drivers]}
-        ok = runs == {count}
-        same &= ok
-        print(f"  {name:<20} grep {count:>9,}  driver {', '.join(f'{c:,}' for c in runs):>9}  "
-              f"{'equal' if ok else 'DIFFERENT'}")
-    print(f"counts equal: {'PASS' if same else 'FAIL'}")
-    peaks = [d.maxrss_kib / KIB_PER_MIB for d in drivers]
-    print(f"driver peak RSS (wait4 of its process, its children included): median "
-          f"{median(peaks):.1f} MiB ({spread(peaks, '{:.1f}')}) for a {size_mb:.0f} MB log: "
-          f"{'bounded' if median(peaks) < FLAT_RSS_MIB else 'ABOVE'} (< {FLAT_RSS_MIB} MiB)")
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mb", type=float, default=200, help="log size (default 200)")
+    parser.add_argument("--one-gb", action="store_true",
+                        help="a 1 GB log, one run per cell (the flat-RSS check)")
+    parser.add_argument("--repeat", type=int, default=None, help="timed runs per cell (5)")
+    parser.add_argument("--sets", default="abcd", help="pattern sets to run (default abcd)")
+    parser.add_argument("--consoles", default=",".join(CONSOLES),
+                        help=f"consoles to run (default {','.join(CONSOLES)})")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR,
+                        help="where the generated log is cached (default benchmarks/.data)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the scraper alone")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke mode: a 2 MB log, one run each (numbers are meaningless)")
+    args = parser.parse_args()
+    args.consoles = [c for c in args.consoles.split(",") if c]
+    unknown = sorted(set(args.consoles) - set(CONSOLES)) + sorted(set(args.sets) - set("abcd"))
+    if unknown:
+        parser.error(f"unknown console or set {unknown}; consoles {CONSOLES}, sets abcd")
+    if args.one_gb:
+        args.size_mb, args.repeat = 1000, args.repeat or 1
+    if args.quick:
+        args.size_mb, args.repeat = 2, 1
+    args.repeat = args.repeat or 5
+    return args
+
+
+def report(size_mb: float, benches: list[Bench], consoles: list[str],
+           stages: list[tuple[str, str, float]]) -> bool:
+    """Print the matrix, the ratio lines and the count check; True when every count agrees."""
+    runs = len(benches[0].cell("grep").walls)
+    print(f"log: {size_mb:.1f} MB; medians of {runs} interleaved runs (min..max)")
+    for bench in benches:
+        print_set(bench, size_mb, consoles)
+    print_targets(benches, consoles)
+    same = print_counts(benches)
+    print_rss(benches, consoles, size_mb)
     if stages:
-        print("breakdown, each stage alone in this process (medians):")
-        for label, seconds in stages:
-            print(f"  {label:<44} {seconds:7.3f} s  {size_mb / seconds:8.1f} MB/s")
+        print("the scraper alone in this process (Scraper.scan_lines over a memory map, 1 MiB "
+              "steps; medians):")
+        for key, engine, seconds in stages:
+            print(f"  ({key}) prefilter {engine:<10} {seconds:7.3f} s  "
+                  f"{size_mb / seconds:8.1f} MB/s" + ("  (d's pattern, 1 metric)" * (key == "d1")))
+        times = {(key, engine): seconds for key, engine, seconds in stages}
+        engine = stages[0][1]
+        if ("d", engine) in times:
+            ratio = times["d", engine] / times["d1", engine]
+            print_ratio("shared_pattern_8_metrics_over_1", ratio, f"<= {EIGHT_OVER_ONE}x",
+                        ratio <= EIGHT_OVER_ONE)
+    return same
+
+
+def print_set(bench: Bench, size_mb: float, consoles: list[str]) -> None:
+    grep, old = bench.cell("grep"), bench.cell("old")
+    print(f"({bench.pset.key}) {bench.pset.title}")
+    for label, cell in (("grep -E -o (LC_ALL=C)", grep), ("old driver's data path", old)):
+        print(f"  {label:<24} {cell.wall_s:7.3f} s ({spread(cell.walls)}) "
+              f"{size_mb / cell.wall_s:7.1f} MB/s")
+    for console in consoles:
+        cell = bench.cell(console)
+        print(f"  driver, console {console:<8} {cell.wall_s:7.3f} s ({spread(cell.walls)}) "
+              f"{size_mb / cell.wall_s:7.1f} MB/s  {grep.wall_s / cell.wall_s:5.2f}x grep  "
+              f"{old.wall_s / cell.wall_s:5.2f}x old  RSS {median(cell.peaks_mib):5.1f} MiB")
+
+
+def print_targets(benches: list[Bench], consoles: list[str]) -> None:
+    by_key = {b.pset.key: b for b in benches}
+    for bench in benches:
+        key, grep_s = bench.pset.key, bench.cell("grep").wall_s
+        for console in consoles:
+            driver_s = bench.cell(console).wall_s
+            if key in "abc":
+                ratio, target = grep_s / driver_s, GREP_TARGET[console]
+                print_ratio(f"scrape_vs_grep_{key}_{console}", ratio, f">= {target}x",
+                            ratio >= target)
+            ratio = bench.cell("old").wall_s / driver_s
+            print_ratio(f"scrape_vs_old_{key}_{console}", ratio, f">= {OLD_TARGET}x",
+                        ratio >= OLD_TARGET)
+    if "a" in by_key and "d" in by_key:
+        for console in consoles:
+            ratio = by_key["d"].cell(console).wall_s / by_key["a"].cell(console).wall_s
+            print_ratio(f"shared_pattern_d_over_a_{console}", ratio,
+                        f"<= {SHARED_TARGET}x", ratio <= SHARED_TARGET)
+
+
+def print_counts(benches: list[Bench]) -> bool:
+    """Every driver run's counts against grep's, per metric; True when all are equal."""
+    print("match counts, driver (every run, every console) vs grep:")
+    all_same = True
+    for bench in benches:
+        expected = bench.grep_counts
+        for metric in bench.pset.metrics:
+            seen = {counts.get(metric.name) for side, cell in bench.cells.items()
+                    if side not in ("grep", "old") for counts in cell.counts}
+            old = {counts.get(metric.name) for counts in bench.cell("old").counts}
+            same = seen == {expected.get(metric.name)}
+            all_same &= same
+            print(f"  ({bench.pset.key}) {metric.name:<22} grep {expected.get(metric.name, 0):>9,}"
+                  f"  driver {', '.join(f'{c:,}' for c in seen if c is not None):>9}"
+                  f"  old path {', '.join(f'{c:,}' for c in old if c is not None):>9}  "
+                  f"{'equal' if same else 'DIFFERENT !!!'}")
+        if expected.get("?"):
+            all_same = False
+            print(f"  ({bench.pset.key}) {expected['?']:,} lines of grep's output match no "
+                  "pattern in full: DIFFERENT !!!")
+    print(f"counts equal: {'PASS' if all_same else 'FAIL !!! THE DRIVER MISCOUNTED'}")
+    return all_same
+
+
+def print_rss(benches: list[Bench], consoles: list[str], size_mb: float) -> None:
+    """The driver's peak RSS per console, the worst of every set and run."""
+    print(f"driver peak RSS (wait4 of its process, its children included), {size_mb:.0f} MB log, "
+          f"must stay flat (< {FLAT_RSS_MIB} MiB):")
+    for console in consoles:
+        peaks = [p for b in benches for p in b.cell(console).peaks_mib]
+        worst = max(peaks)
+        print(f"  console {console:<6} median {median(peaks):6.1f} MiB, max {worst:6.1f} MiB: "
+              f"{'PASS' if worst < FLAT_RSS_MIB else 'FAIL'}")
 
 
 if __name__ == "__main__":

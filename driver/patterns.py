@@ -9,27 +9,52 @@ anchored with a leading ``^``, and whether it looks past its own line (lookbehin
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 MIN_LITERAL = 3  # shorter literals are not worth a pre-search
 
 
-def literal_runs(pattern: bytes, flags: int) -> list[bytes]:
-    """The runs of literal bytes (3 or more) that every match of *pattern* contains."""
-    if flags & re.IGNORECASE:
-        return []
+@dataclass(frozen=True)
+class PatternFacts:
+    """What one pattern's parse tree says about the text it can match."""
+
+    literals: tuple[bytes, ...]  # runs of 3 or more literal bytes that every match contains
+    may_match_newline: bool  # False only when no match can consume a line break
+    looks_past_its_line: bool  # a lookbehind, \A or \Z: inside a block it would see other lines
+    leading_caret: bool  # ``^REST`` (after global inline flags), the caret anchoring it all
+    starts_with_literal: bool  # every match begins with a fixed byte (a fast prefix scan)
+
+
+#: The answers for a pattern that cannot be parsed here: the slow, exact way.
+UNKNOWN = PatternFacts((), True, True, False, False)
+
+
+def analyse(pattern: bytes, flags: int = re.MULTILINE) -> PatternFacts:
+    """Parse *pattern* once and answer every question the scraper asks about it."""
     try:
         tree = _sre_parse().parse(pattern, flags)
     except Exception:
-        return []
-    if tree.state.flags & re.IGNORECASE:
-        return []
+        return UNKNOWN
+    items = list(tree)
+    nocase = bool((tree.state.flags | flags) & re.IGNORECASE)  # no literal bytes then
+    return PatternFacts(
+        literals=() if nocase else tuple(_literal_runs(items)),
+        may_match_newline=_walk(items, bool(tree.state.flags & re.DOTALL)),
+        looks_past_its_line=_any_node(items, _looks_past),
+        leading_caret=split_global_flags(pattern)[1].startswith(b"^")
+        and not any(str(op) == "BRANCH" for op, _ in items),
+        starts_with_literal=not nocase and _starts_with_literal(items),
+    )
+
+
+def _literal_runs(items: list[tuple[Any, Any]]) -> list[bytes]:
     runs: list[bytes] = []
     current = bytearray()
 
-    def walk(items: Any) -> None:
+    def walk(nodes: Any) -> None:
         nonlocal current
-        for op, av in items:
+        for op, av in nodes:
             name = str(op)
             if name == "LITERAL":
                 current.append(av)
@@ -39,21 +64,25 @@ def literal_runs(pattern: bytes, flags: int) -> list[bytes]:
                 runs.append(bytes(current))
                 current = bytearray()
 
-    walk(tree)
+    walk(items)
     runs.append(bytes(current))
     return [run for run in runs if len(run) >= MIN_LITERAL]
 
 
-def looks_past_its_line(pattern: str) -> bool:
-    """True for a lookbehind, ``\\A`` or ``\\Z`` anywhere in *pattern* (or when it cannot be
-    parsed): inside a block of lines they would see, or miss, the neighbouring lines."""
-    try:
-        tree = _sre_parse().parse(pattern, re.MULTILINE)
-    except Exception:
-        return True
-    return _any_node(list(tree), lambda name, av: (
-        name in ("ASSERT", "ASSERT_NOT") and av[0] < 0
-        or name == "AT" and str(av) in ("AT_BEGINNING_STRING", "AT_END_STRING")))
+def _looks_past(name: str, av: Any) -> bool:
+    return (name in ("ASSERT", "ASSERT_NOT") and av[0] < 0
+            or name == "AT" and str(av) in ("AT_BEGINNING_STRING", "AT_END_STRING"))
+
+
+def _starts_with_literal(items: list[tuple[Any, Any]]) -> bool:
+    while items:
+        name, av = str(items[0][0]), items[0][1]
+        if name == "LITERAL":
+            return True
+        if name != "SUBPATTERN" or av[1] or av[2]:  # only a plain group is looked into
+            return False
+        items = list(av[3])
+    return False
 
 
 def _any_node(items: list[tuple[Any, Any]], test: Any) -> bool:
@@ -79,15 +108,14 @@ def _any_node(items: list[tuple[Any, Any]], test: Any) -> bool:
     return False
 
 
-def leading_caret(pattern: bytes) -> bool:
-    """True when *pattern* is ``^REST`` with the caret applying to the whole pattern."""
-    if not pattern.startswith(b"^"):
-        return False
-    try:
-        tree = list(_sre_parse().parse(pattern, re.MULTILINE))
-    except Exception:
-        return False
-    return not any(str(op) == "BRANCH" for op, _ in tree)
+_GLOBAL_FLAGS = re.compile(rb"\(\?[aiLmsux]+\)")
+
+
+def split_global_flags(pattern: bytes) -> tuple[bytes, bytes]:
+    """``(b"(?i)", b"rest")`` for a pattern that starts with global inline flags, else
+    ``(b"", pattern)``: such flags must stay at the very start when the pattern is wrapped."""
+    found = _GLOBAL_FLAGS.match(pattern)
+    return (pattern[: found.end()], pattern[found.end() :]) if found else (b"", pattern)
 
 
 def _sre_parse() -> Any:
@@ -96,15 +124,6 @@ def _sre_parse() -> Any:
     except ImportError:  # pragma: no cover - Python 3.10
         import sre_parse as _parser  # type: ignore[no-redef]
     return _parser
-
-
-def may_match_newline(pattern: str) -> bool:
-    """True unless *pattern* provably cannot consume a line break (conservative)."""
-    try:
-        tree = _sre_parse().parse(pattern, re.MULTILINE)
-    except Exception:
-        return True
-    return _walk(list(tree), bool(tree.state.flags & re.DOTALL))
 
 
 _NEWLINE_CATEGORIES = {

@@ -2,10 +2,12 @@
 
 Semantics: each pattern is searched in each line (as ``re.search(pattern, line)``); the first
 match on a line counts, and its single capture group (or the group named ``value``) is the value.
-Patterns are compiled once, as bytes with ``re.MULTILINE``, and run over large blocks of whole
-lines. A pattern that cannot match a line break (checked once, from its parse tree) runs as
-``(?:PATTERN)[^\\n]*``: the regex engine keeps its fast literal-prefix scan and the suffix makes
-it take the first match of each line only. Other patterns are searched line by line: exact, slower.
+A line ends at ``\\n``, ``\\r\\n`` or a lone ``\\r`` (the line breaks of ``bytes.splitlines``),
+and is searched with one ``\\n`` after it: ``$`` matches before a CRLF, and each carriage-return
+update of a progress bar is a line of its own (the terminal showed each; ``last`` gets the final
+one). Patterns are compiled once, as bytes with ``re.MULTILINE``, and run over blocks of whole
+lines; driver.matcher picks the fastest exact way for each, driver.prefilter finds the lines
+that may match. A line longer than MAX_LINE_BYTES is scraped in pieces (docs/scraping.md).
 
 Numbers: ``float()`` of the captured text, so signs, decimals, exponents and leading zeros parse
 (``-0.5``, ``1.5e-05``, ``08``). ``nan`` and ``inf`` parse too and are counted as *non-finite*:
@@ -16,7 +18,8 @@ is counted as *unparsed*, with the first few examples kept for the record.
 Collisions: when two patterns capture the very same number on a line (``total time cost: 5``
 matched by both ``total time cost: (\\S+)`` and ``time cost: (\\S+)``), it belongs to the pattern
 whose match starts first on the line (it saw more of it: the more specific one). Patterns whose
-matches start at the same place all keep it.
+matches start at the same place all keep it; so do metrics that share one pattern, which is
+scanned once for all of them.
 """
 
 from __future__ import annotations
@@ -25,15 +28,22 @@ import math
 import mmap
 import re
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from driver.config import MetricSpec
-from driver.patterns import leading_caret, literal_runs, looks_past_its_line, may_match_newline
+from driver.matcher import Found, LineMatcher
+from driver.patterns import MIN_LITERAL
+from driver import prefilter
+from driver.prefilter import Buffer, Hits, LiteralSearch, find_up_to
 
 NEWLINE = b"\n"
+CR = b"\r"
 MAX_UNPARSED_EXAMPLES = 5
 MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is scraped in pieces
-SPARSE_OCCURRENCES = 64  # up to this many literal hits in a block: search just those lines
+BLOCK_BYTES = 1 << 20  # scanned at a time: hit lists stay short, the block stays in cache
+SAMPLE_BYTES = 1 << 20  # literals are chosen from their counts in this much of the output
+
+__all__ = ["Buffer", "MAX_LINE_BYTES", "MetricMatches", "Scraper"]
 
 
 @dataclass
@@ -58,9 +68,19 @@ class MetricMatches:
                     values.append(float(text))  # type: ignore[arg-type]
                 except (ValueError, TypeError):
                     self._unparsed(text)
-        finite = [v for v in values if math.isfinite(v)]
+        # (a sum is finite only if every value is: the check costs one C loop in the usual case)
+        finite = values if math.isfinite(sum(values)) else [v for v in values if math.isfinite(v)]
         self.nonfinite += len(values) - len(finite)
         self.values.extend(finite)
+
+    def merge(self, other: MetricMatches) -> None:
+        """Add what *other* found (the same lines, parsed once for several metrics)."""
+        self.values.extend(other.values)
+        self.matches += other.matches
+        self.nonfinite += other.nonfinite
+        self.unparsed += other.unparsed
+        room = MAX_UNPARSED_EXAMPLES - len(self.unparsed_examples)
+        self.unparsed_examples.extend(other.unparsed_examples[:max(room, 0)])
 
     def _unparsed(self, text: bytes | None) -> None:
         self.unparsed += 1
@@ -68,146 +88,31 @@ class MetricMatches:
             self.unparsed_examples.append((text or b"").decode("utf-8", "replace"))
 
 
-#: What the scraper scans: bytes, or a read-only memory map of the log (same find/rfind, and the
-#: re module reads both without copying).
-Buffer = bytes | mmap.mmap
+class Scraper:
+    """Feed it output chunks of any size; it scans whole lines and keeps only the partial last one.
 
-#: Offsets of a pattern's literal in the range being scanned; None for a pattern without one.
-Hits = list[int] | None
-
-
-class _Pattern:
-    """One metric's compiled pattern and the fastest exact way to scan a range of whole lines.
-
-    * ``literal``: the longest literal every match contains. ``bytes.count`` of it is far faster
-      than any regex, so a block without it is skipped, and a block with a few occurrences is
-      searched on those lines only.
-    * ``fast``: ``(?:PATTERN)[^\\n]*`` for a pattern that cannot cross a line break; ``findall``
-      then takes the first match of every line in one C-level pass. A leading ``^`` would stop the
-      regex engine's literal-prefix scan, so ``^REST`` runs as ``\\n(?:REST)[^\\n]*`` started one
-      byte early, on the newline that ends the previous line.
-    * otherwise the pattern is searched line by line.
+    *prefilter* is ``auto`` (Hyperscan when installed), ``hyperscan`` or ``python``; by default
+    ``$BENCH_DRIVER_PREFILTER``, else ``auto`` (driver.prefilter).
     """
 
-    def __init__(self, spec: MetricSpec) -> None:
-        self.exact = spec.compile()
-        self.group = self.exact.groupindex.get("value", 1)
-        self.literal: bytes | None = None  # chosen by the Scraper among literal_runs()
-        self.fast: re.Pattern[bytes] | None = None
-        self.anchored = False
-        # A lookbehind, \A or \Z would see past the line inside a block: search a copy of it.
-        self.isolated = looks_past_its_line(spec.pattern)
-        can_be_empty = self.exact.search(b"") is not None  # would match at every line break
-        if not (self.isolated or can_be_empty or may_match_newline(spec.pattern)):
-            body = self.exact.pattern
-            self.anchored = leading_caret(body)
-            source = b"\n(?:" + body[1:] + b")" if self.anchored else b"(?:" + body + b")"
-            try:
-                self.fast = re.compile(source + b"[^\n]*", re.MULTILINE)
-            except re.error:  # e.g. global inline flags, which must stay at the very start
-                self.fast, self.anchored = None, False
-
-    def texts(self, buf: Buffer, start: int, end: int, hits: Hits) -> list[bytes | None]:
-        """The captured text of the first match on each line of ``buf[start:end]``.
-
-        ``start`` is 0 or just after a newline; ``end`` is just after a newline. *hits* are the
-        offsets of this pattern's literal in the range (at most SPARSE_OCCURRENCES + 1 of them).
-        """
-        how = self._plan(start, hits)
-        if how == "fast":
-            assert self.fast is not None
-            found = self.fast.findall(buf, start - 1 if self.anchored else start, end)
-            return [t[self.group - 1] or None for t in found] if self.fast.groups > 1 else found
-        return [text for _, text in self._located(how, buf, start, end, hits)]
-
-    def positioned(
-        self, buf: Buffer, start: int, end: int, hits: Hits
-    ) -> list[tuple[int, bytes | None]]:
-        """Like :meth:`texts`, with the offset in *buf* where each captured number starts."""
-        how = self._plan(start, hits)
-        if how == "fast":
-            assert self.fast is not None
-            g, begin = self.group, start - 1 if self.anchored else start
-            return [(m.start(g), m.group(g)) for m in self.fast.finditer(buf, begin, end)]
-        return self._located(how, buf, start, end, hits)
-
-    def _plan(self, start: int, hits: Hits) -> str:
-        if hits is not None:
-            if not hits:
-                return "none"
-            if len(hits) <= SPARSE_OCCURRENCES or self.fast is None:
-                return "sparse"
-        if self.fast is None or (self.anchored and start == 0):
-            return "lines"
-        return "fast"
-
-    def _located(
-        self, how: str, buf: Buffer, start: int, end: int, hits: Hits
-    ) -> list[tuple[int, bytes | None]]:
-        if how == "sparse":
-            assert hits is not None
-            return self._sparse(buf, start, end, hits)
-        return self._per_line(buf, start, end) if how == "lines" else []
-
-    def _sparse(
-        self, buf: Buffer, start: int, end: int, hits: list[int]
-    ) -> list[tuple[int, bytes | None]]:
-        """Search only the lines that hold the literal (all of them, or past the first hits)."""
-        assert self.literal is not None
-        out = []
-        find, rfind = buf.find, buf.rfind
-        line_end = start
-        for at in _all_hits(buf, self.literal, start, end, hits):
-            if at < line_end:
-                continue  # another hit on a line already searched
-            line_start = rfind(NEWLINE, start, at) + 1 or start
-            line_end = find(NEWLINE, at, end) + 1 or end
-            found = self._search_line(buf, line_start, line_end)
-            if found is not None:
-                out.append(found)
-        return out
-
-    def _search_line(self, buf: Buffer, start: int, end: int) -> tuple[int, bytes | None] | None:
-        """``(offset of the captured number, its text)`` of the line ``buf[start:end]``."""
-        if self.isolated:
-            m = self.exact.search(buf[start:end])
-            return None if m is None else (start + m.start(self.group), m.group(self.group))
-        m = self.exact.search(buf, start, end)
-        return None if m is None else (m.start(self.group), m.group(self.group))
-
-    def _per_line(self, buf: Buffer, start: int, end: int) -> list[tuple[int, bytes | None]]:
-        out = []
-        find = buf.find
-        line_start = start
-        while line_start < end:
-            line_end = find(NEWLINE, line_start, end) + 1 or end
-            found = self._search_line(buf, line_start, line_end)
-            if found is not None:
-                out.append(found)
-            line_start = line_end
-        return out
-
-    def start_on_line(self, buf: Buffer, at: int) -> int:
-        """Where this pattern's match starts on the line holding offset *at*."""
-        line_start = buf.rfind(NEWLINE, 0, at) + 1
-        line_end = buf.find(NEWLINE, at) + 1 or len(buf)
-        if self.isolated:
-            m = self.exact.search(buf[line_start:line_end])
-            return line_start + m.start() if m is not None else -1
-        m = self.exact.search(buf, line_start, line_end)
-        return m.start() if m is not None else -1
-
-
-class Scraper:
-    """Feed it output chunks of any size; it scans whole lines and keeps only the partial last one."""
-
-    def __init__(self, metrics: Sequence[MetricSpec]) -> None:
+    def __init__(self, metrics: Sequence[MetricSpec], prefilter: str | None = None) -> None:
         self.metrics = tuple(metrics)
-        self._patterns = [_Pattern(m) for m in self.metrics]
-        _choose_literals(self._patterns)
         self.found = {m.name: MetricMatches() for m in self.metrics}
-        self._sinks = [self.found[m.name] for m in self.metrics]
+        sinks: dict[str, list[MetricMatches]] = {}
+        compiled: dict[str, re.Pattern[bytes]] = {}
+        for m in self.metrics:
+            sinks.setdefault(m.pattern, []).append(self.found[m.name])
+            compiled.setdefault(m.pattern, m.compile())
+        self._matchers = [LineMatcher(compiled[p]) for p in sinks]  # one per distinct pattern
+        self._sinks = list(sinks.values())
+        self._search = LiteralSearch(prefilter)
+        self._chooser = _LiteralChooser(self._matchers, self._search)
         self._pending = b""
+
+    @property
+    def prefilter(self) -> str:
+        """The prefilter engine in use: ``hyperscan`` or ``python``."""
+        return self._search.engine
 
     def feed(self, data: bytes) -> None:
         """Scan every complete line in ``pending + data`` in place; keep the unfinished tail.
@@ -246,85 +151,160 @@ class Scraper:
         return self.found
 
     def _scan(self, buf: Buffer, start: int, end: int) -> None:
-        hits: dict[bytes | None, Hits] = {None: None}
-        for p in self._patterns:  # one search per distinct literal, shared by its patterns
-            if p.literal is not None and p.literal not in hits:
-                hits[p.literal] = _find_up_to(buf, p.literal, start, end, SPARSE_OCCURRENCES + 1)
-        located = [hits[p.literal] for p in self._patterns]
-        texts = [p.texts(buf, start, end, h) for p, h in zip(self._patterns, located)]
+        while start < end:
+            cut = end if end - start <= BLOCK_BYTES else _block_end(buf, start, end)
+            self._scan_block(buf, start, cut)
+            _release(buf, start, cut)
+            start = cut
+
+    def _scan_block(self, buf: Buffer, start: int, end: int) -> None:
+        if buf.find(CR, start, end) >= 0 or (start and buf[start - 1] == CR[0]):
+            buf, start, end = _carriage_returns_as_newlines(buf, start, end)  # (also a block
+            # cut after a lone \r: a line's start must follow a newline byte)
+        self._chooser.before(buf, start, end)
+        hits = self._search.find(buf, start, end)
+        located = [None if m.literal is None else hits[m.literal] for m in self._matchers]
+        texts = [m.texts(buf, start, end, h) for m, h in zip(self._matchers, located)]
         if len(texts) > 1:
             self._resolve_collisions(buf, start, end, texts, located)
-        for sink, found in zip(self._sinks, texts):
+        for sinks, found in zip(self._sinks, texts):
             if found:
-                sink.add(found)
+                _deliver(sinks, found)
+        self._chooser.after(buf, start, end, hits)
 
-    def _resolve_collisions(
-        self, buf: Buffer, start: int, end: int, texts: list[list[bytes | None]], hits: list[Hits]
-    ) -> None:
+    def _resolve_collisions(self, buf: Buffer, start: int, end: int,
+                            texts: list[list[bytes | None]], hits: list[Hits | None]) -> None:
         """Where two patterns captured the same number, keep it for the earlier-starting match.
 
         Two patterns can only have collided if they captured some equal text, which is rare and
-        cheap to test; only then are match positions computed, for those patterns alone.
+        cheap to test; only then are match positions computed, for those patterns alone. Linear
+        in the matches: one dictionary per pattern involved.
         """
-        distinct = [set(t) for t in texts]
-        pairs = [
-            (i, j)
-            for i in range(len(texts))
-            for j in range(i + 1, len(texts))
-            if not distinct[i].isdisjoint(distinct[j])
-        ]
+        numbers = [set(t).difference((None, b"")) if t else set() for t in texts]
+        pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
+                 if numbers[i] and numbers[j] and not numbers[i].isdisjoint(numbers[j])]
         if not pairs:
             return
         involved = {i for pair in pairs for i in pair}
-        found = {i: self._patterns[i].positioned(buf, start, end, hits[i]) for i in involved}
-        lost: dict[int, set[int]] = {i: set() for i in involved}
+        found = {i: self._matchers[i].positioned(buf, start, end, hits[i]) for i in involved}
+        starts = {i: _match_starts(found[i]) for i in involved}
+        lost: dict[int, set[tuple[int, bytes]]] = {i: set() for i in involved}
         for i, j in pairs:
             # the same number: the same text captured at the same place (not merely overlapping)
-            shared = {at for at, _ in set(found[i]) & set(found[j])}
-            for at in shared:
-                start_i = self._patterns[i].start_on_line(buf, at)
-                start_j = self._patterns[j].start_on_line(buf, at)
-                if start_i < start_j:
-                    lost[j].add(at)
-                elif start_j < start_i:
-                    lost[i].add(at)
+            mine, theirs = starts[i], starts[j]
+            for key in mine.keys() & theirs.keys():
+                if mine[key] < theirs[key]:
+                    lost[j].add(key)
+                elif theirs[key] < mine[key]:
+                    lost[i].add(key)
         for i, gone in lost.items():
             if gone:
-                texts[i] = [text for at, text in found[i] if at not in gone]
+                texts[i] = [text for at, text, _ in found[i] if (at, text) not in gone]
 
 
-def _find_up_to(buf: Buffer, literal: bytes, start: int, end: int, limit: int) -> list[int]:
-    """Offsets of *literal* in ``buf[start:end]``, no more than *limit* of them: a frequent
-    literal is settled within a few hundred bytes instead of a pass over the block."""
-    found: list[int] = []
-    find, at = buf.find, start
-    while len(found) < limit:
-        at = find(literal, at, end)
-        if at < 0:
-            break
-        found.append(at)
-        at += len(literal)
-    return found
+class _LiteralChooser:
+    """Gives each pattern the literal, among those all its matches contain, that is rarest in
+    the output: counted in the first SAMPLE_BYTES, and again whenever the chosen one turns out
+    frequent. A literal on every line (``INFO:root:``) is thus never the one searched for."""
+
+    def __init__(self, matchers: Sequence[LineMatcher], search: LiteralSearch) -> None:
+        self.matchers = [m for m in matchers if m.runs]
+        self.search = search
+        self.sampled = 0
+        self.counts: dict[bytes, float] = {}
+        self.shared: dict[bytes, int] = {}  # how many patterns contain each literal
+        for m in self.matchers:
+            m.runs = _trimmed(m.runs)
+            for run in set(m.runs):
+                self.shared[run] = self.shared.get(run, 0) + 1
+
+    def before(self, buf: Buffer, start: int, end: int) -> None:
+        """Count every candidate literal while sampling, and choose from the counts so far."""
+        if self.sampled >= SAMPLE_BYTES or not self.matchers:
+            return
+        self.sampled += end - start
+        for run in self.shared:
+            self.counts[run] = self.counts.get(run, 0) + _estimated_hits(buf, run, start, end)
+        for m in self.matchers:
+            self._choose(m, self.counts)
+        self.search.use(m.literal for m in self.matchers if m.literal is not None)
+
+    def after(self, buf: Buffer, start: int, end: int, hits: dict[bytes, Hits]) -> None:
+        """Demote the literals that had more than CAP hits here and choose again for them."""
+        frequent = [lit for lit, h in hits.items()
+                    if len(h.offsets) > prefilter.CAP and not self.search.is_frequent(lit)]
+        for literal in frequent:
+            self.search.demote(literal)
+            here = {run: _estimated_hits(buf, run, start, end)
+                    for m in self.matchers if m.literal == literal for run in m.runs}
+            for m in self.matchers:
+                if m.literal == literal:
+                    self._choose(m, here)
+        if frequent:
+            self.search.use(m.literal for m in self.matchers if m.literal is not None)
+
+    def _choose(self, matcher: LineMatcher, counts: dict[bytes, float]) -> None:
+        # fewest hits; then shared by most patterns (one search serves them all); then longest
+        matcher.literal = min(matcher.runs, key=lambda run: (
+            counts.get(run, 0), -self.shared[run], -len(run)))
 
 
-def _all_hits(buf: Buffer, literal: bytes, start: int, end: int, first: list[int]) -> Iterator[int]:
-    """*first*, then the literal's further offsets if *first* stopped at its limit."""
-    yield from first
-    if len(first) > SPARSE_OCCURRENCES:
-        at = first[-1] + len(literal)
-        while (at := buf.find(literal, at, end)) >= 0:
-            yield at
-            at += len(literal)
+def _block_end(buf: Buffer, start: int, end: int) -> int:
+    """Where the block from *start* ends: after the last line break within BLOCK_BYTES, else
+    after the first one beyond (a ``\r\n`` is never cut in two)."""
+    limit = start + BLOCK_BYTES
+    at = max(buf.rfind(NEWLINE, start, limit), buf.rfind(CR, start, limit))
+    if at < 0:
+        ahead = [i for i in (buf.find(NEWLINE, limit, end), buf.find(CR, limit, end)) if i >= 0]
+        at = min(ahead, default=end - 1)
+    cut = at + 1
+    return cut + 1 if cut < end and buf[at] == CR[0] and buf[cut] == NEWLINE[0] else cut
 
 
-def _choose_literals(patterns: Sequence[_Pattern]) -> None:
-    """Give each pattern the literal run most other patterns share (then the longest), so that
-    e.g. three ``^\\[Epoch \\d+\\] ...`` patterns are found with one search for ``[Epoch ``."""
-    runs = [literal_runs(p.exact.pattern, p.exact.flags) for p in patterns]
-    shared: dict[bytes, int] = {}
-    for found in runs:
-        for run in set(found):
-            shared[run] = shared.get(run, 0) + 1
-    for pattern, found in zip(patterns, runs):
-        if found:
-            pattern.literal = max(found, key=lambda run: (shared[run], len(run)))
+def _trimmed(runs: list[bytes]) -> list[bytes]:
+    """The literals without their leading and trailing blanks, where enough is left: still in
+    every match, and both ``bytes.find`` and Hyperscan skip faster past a rarer end byte."""
+    return [run.strip(b" \t") if len(run.strip(b" \t")) >= MIN_LITERAL else run for run in runs]
+
+
+def _estimated_hits(buf: Buffer, literal: bytes, start: int, end: int) -> float:
+    """How many times *literal* is in ``buf[start:end]``: counted up to CAP + 1, extrapolated
+    from how far those reached beyond that (a literal on every line is settled in a few KiB)."""
+    found = find_up_to(buf, literal, start, end, prefilter.CAP + 1)
+    if len(found) <= prefilter.CAP:
+        return len(found)
+    return len(found) * (end - start) / (found[-1] + len(literal) - start)
+
+
+def _release(buf: Buffer, start: int, end: int) -> None:
+    """Unmap the scanned pages of a memory map from this process (the page cache keeps them,
+    and they come back on the next read): the driver's RSS stays flat however much of the log
+    the caller mapped at once."""
+    if isinstance(buf, mmap.mmap) and hasattr(buf, "madvise"):
+        first, last = start - start % mmap.PAGESIZE, end - end % mmap.PAGESIZE
+        if last > first:
+            buf.madvise(mmap.MADV_DONTNEED, first, last - first)
+
+
+def _carriage_returns_as_newlines(buf: Buffer, start: int, end: int) -> tuple[bytes, int, int]:
+    """A copy of ``buf[start:end]`` with each ``\\r\\n`` and lone ``\\r`` turned into ``\\n``,
+    after one ``\\n`` (so that a line's start always follows a newline byte)."""
+    text = bytes(buf[start:end]).replace(b"\r\n", NEWLINE).replace(CR, NEWLINE)
+    copy = NEWLINE + text
+    return copy, 1, len(copy)
+
+
+def _match_starts(found: list[Found]) -> dict[tuple[int, bytes], int]:
+    """``{(where the number is, its text): where its match starts}``, numbers only."""
+    return {(at, text): begin for at, text, begin in found if text}
+
+
+def _deliver(sinks: list[MetricMatches], texts: list[bytes | None]) -> None:
+    """Parse once, give to every metric of the pattern."""
+    if len(sinks) == 1:
+        sinks[0].add(texts)
+        return
+    batch = MetricMatches()
+    batch.add(texts)
+    for sink in sinks:
+        sink.merge(batch)

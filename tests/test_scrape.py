@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
 
@@ -156,3 +157,127 @@ def test_lookbehinds_anchors_and_empty_matches_see_only_their_line(pattern, chun
     log = b"12 ms\n34 ms\nloss 5\nloss: 6\nabc\n7\n"
     found = scrape(log, pattern, chunk=chunk)["m0"]
     assert found == reference(log, pattern)
+
+
+def test_metrics_sharing_a_pattern_each_get_every_value_and_lose_the_same_collisions():
+    log = b"time cost: 2.0\ntotal time cost: 5.0\ntime cost: x\n" * 3
+    specs = [MetricSpec(f"shared{i}", r"time cost: (\S+)", "last") for i in range(8)]
+    specs.append(MetricSpec("total", r"total time cost: (\S+)", "last"))
+    found = _scrape_specs(log, specs)
+    for i in range(8):
+        shared = found[f"shared{i}"]
+        assert shared.values == [2.0, 2.0, 2.0]  # 5.0 belongs to the more specific pattern
+        assert (shared.matches, shared.unparsed, shared.unparsed_examples) == (6, 3, ["x"] * 3)
+    assert found["total"].values == [5.0, 5.0, 5.0]
+
+
+def _scrape_specs(log: bytes, specs: list[MetricSpec]):
+    scraper = Scraper(specs)
+    scraper.feed(log)
+    return scraper.close()
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 3])
+def test_each_carriage_return_update_is_a_line_and_last_is_the_final_one(chunk):
+    # a progress bar rewrites its line with \r; the terminal showed every update, the last stays
+    log = b"epoch 1\rloss=0.9\rloss=0.5\rloss=0.25\nloss=0.2\r\n"
+    found = scrape(log, r"loss=(\S+)", chunk=chunk)
+    assert found["m0"] == [0.9, 0.5, 0.25, 0.2]
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 4])
+def test_dollar_matches_before_crlf_and_no_line_holds_a_carriage_return(chunk):
+    log = b"acc 0.5\r\nacc 0.75\r\nacc 1\r"
+    assert scrape(log, r"acc (\S+)$", chunk=chunk)["m0"] == [0.5, 0.75, 1.0]
+    assert scrape(log, r"acc (\S+)\r", chunk=chunk)["m0"] == []
+
+
+def test_anchored_pattern_on_a_frequent_first_line_of_the_output():
+    # the fast way starts one byte early, on the previous newline: the very first line has none
+    log = b"".join(b"[Epoch %d] time cost: %d\n" % (i, i) for i in range(500))
+    assert scrape(log, r"^\[Epoch \d+\] time cost: (\d+)")["m0"] == [float(i) for i in range(500)]
+
+
+def test_a_literal_on_every_line_is_never_the_one_searched_for():
+    # the longer literal INFO:root: is on every line; the rarer one is searched for instead
+    log = b"".join(b"INFO:root:step %d\nINFO:root:[%d] Cost: %d\n" % (i, i, i) for i in range(300))
+    scraper = Scraper([MetricSpec("t", r"^INFO:root:\S+ Cost: (\d+)", "total")])
+    scraper.feed(log)
+    assert [m.literal for m in scraper._matchers] == [b"Cost:"]
+    assert scraper.close()["t"].values == [float(i) for i in range(300)]
+
+
+def test_unknown_prefilter_engine_is_a_config_error(monkeypatch):
+    from driver.errors import ConfigError
+
+    monkeypatch.setenv("BENCH_DRIVER_PREFILTER", "hyperscn")
+    with pytest.raises(ConfigError, match="BENCH_DRIVER_PREFILTER='hyperscn'"):
+        Scraper([MetricSpec("m", r"x=(\d)", "last")])
+    monkeypatch.setenv("BENCH_DRIVER_PREFILTER", "python")
+    assert Scraper([MetricSpec("m", r"x=(\d)", "last")]).prefilter == "python"
+
+
+def test_hyperscan_asked_for_but_missing_says_how_to_install(monkeypatch):
+    from driver import prefilter
+    from driver.errors import ConfigError
+
+    monkeypatch.setattr(prefilter, "hyperscan_available", lambda: False)
+    monkeypatch.setattr(prefilter, "_installed", lambda: False)
+    with pytest.raises(ConfigError, match=r"bench-driver\[fast\]"):
+        Scraper([MetricSpec("m", r"x=(\d)", "last")], prefilter="hyperscan")
+    assert Scraper([MetricSpec("m", r"x=(\d)", "last")], prefilter="auto").prefilter == "python"
+
+
+def test_auto_prefilter_imports_hyperscan_only_for_a_large_output():
+    """A short run pays nothing for the optional engine; a long one gets it, same results."""
+    import subprocess
+    import sys
+
+    program = (
+        "import sys\n"
+        "from driver.config import MetricSpec\n"
+        "from driver import prefilter\n"
+        "from driver.scrape import Scraper\n"
+        "specs = [MetricSpec('a', r'alpha=(\\d+)', 'last'),\n"
+        "         MetricSpec('b', r'beta=(\\d+)', 'last')]\n"
+        "line = b'x' * 90 + b' alpha=1\\n'\n"
+        "small = Scraper(specs, prefilter='auto'); small.feed(line * 1000); small.close()\n"
+        "print('hyperscan' in sys.modules)\n"
+        "big = Scraper(specs, prefilter='auto')\n"
+        "for _ in range(prefilter.HYPERSCAN_AFTER_BYTES // len(line) // 1000 + 2):\n"
+        "    big.feed(line * 1000)\n"
+        "big.feed(b'beta=7\\n' + line); found = big.close()\n"
+        "print(big._search._database is not None, found['b'].values, found['a'].matches)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                          check=True, env={**os.environ, "BENCH_DRIVER_PREFILTER": "auto"})
+    small_imported, rest = done.stdout.split("\n", 1)
+    assert small_imported == "False"
+    loops = (4 << 20) // 99 // 1000 + 2
+    assert rest.split() == ["True", "[7.0]", str(loops * 1000 + 1)], done.stdout
+
+
+def test_scanning_a_large_memory_map_keeps_rss_flat(tmp_path):
+    """The scanned pages are given back: RSS does not grow with the part of the log mapped."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "output.log"
+    line = b"INFO:root:Epoch[1] Batch [49]\tSpeed: 1000.5 samples/sec\taccuracy=0.5\n"
+    with open(log, "wb") as f:
+        for _ in range(64):
+            f.write(line * ((1 << 20) // len(line)))  # 64 MiB
+    program = (
+        "import mmap, resource, sys\n"
+        "from driver.config import MetricSpec\n"
+        "from driver.scrape import Scraper\n"
+        "s = Scraper([MetricSpec('speed', r'Speed: (\\S+)', 'average')])\n"
+        "f = open(sys.argv[1], 'rb'); m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "s.scan_lines(m, 0, len(m)); found = s.close()['speed']\n"
+        "grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before\n"
+        "print(found.matches, grown // 1024)\n")
+    done = subprocess.run([sys.executable, "-c", program, str(log)], capture_output=True,
+                          text=True, check=True)
+    matches, grown_mib = map(int, done.stdout.split())
+    assert matches == 64 * ((1 << 20) // len(line))
+    assert grown_mib < 24, f"RSS grew by {grown_mib} MiB while scanning a 64 MiB map"
