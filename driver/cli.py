@@ -351,6 +351,9 @@ def _check_run_flags(args: argparse.Namespace) -> None:
         raise ConfigError(f"--kill-grace {args.kill_grace}: expected a finite number of "
                           f"seconds >= 0")
     check_directory_writable(args.runs_dir, "--runs-dir")
+    from driver.prefilter import engine_from
+
+    engine_from(os.environ)  # BENCH_DRIVER_PREFILTER
 
 
 def _compare(session: Session) -> int:
