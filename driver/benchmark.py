@@ -8,6 +8,7 @@ scraped values, writes the run record, and gives the record to every reporter pl
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,13 +18,14 @@ from typing import Any, Mapping, Sequence
 from driver import results
 from driver.config import TaskSpec
 from driver.errors import (EXIT_COMMAND_FAILED, EXIT_MISSING_METRIC, EXIT_OK, EXIT_SIGINT,
-                           EXIT_SIGTERM, EXIT_TIMEOUT, ConfigError, PluginError)
+                           EXIT_TIMEOUT, ConfigError, PluginError)
 from driver.plugins import Plugins
 from driver.reduce import ReduceContext, reduce_metrics, workers_for
 from driver.report import ReportSettings
 from driver.results import RunRecord
 from driver.output import ECHO_PLAIN
-from driver.runner import DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, run_command, utc_now
+from driver.runner import (DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, StopRequests,
+                           run_command, utc_now)
 from driver.sampling import DEFAULT_INTERVAL_S, Sampler, SamplerSummary, SamplingSettings
 from driver.scrape import Scraper
 
@@ -74,7 +76,8 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
 def exit_code_for(record: RunRecord) -> int:
     """The documented exit code for a finished run (see driver.errors)."""
     if record.status == results.INTERRUPTED:
-        return EXIT_SIGTERM if record.signal == "SIGTERM" else EXIT_SIGINT
+        number = getattr(signal, record.signal or "", None)  # 128 + n, as a shell reports it
+        return 128 + int(number) if number is not None else EXIT_SIGINT
     return {
         results.OK: EXIT_OK,
         results.TIMEOUT: EXIT_TIMEOUT,
@@ -97,7 +100,16 @@ def new_run_dir(runs_dir: Path, task_name: str) -> Path:
 
 
 def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunRecord:
-    """Run *task* once and report it. Bad input raises before the command starts."""
+    """Run *task* once and report it. Bad input raises before the command starts.
+
+    The stop signals are handled until the record and the flat result are written: a late
+    signal never interrupts a write (the run stops at once if one came before it started)."""
+    with StopRequests().installed() as stop:
+        return _run_benchmark(task, options, plugins, stop)
+
+
+def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
+                   stop: StopRequests) -> RunRecord:
     gpu_plan = plan_gpus(task, options)
     settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, options.gpu_sampling)
     samplers = _samplers(plugins, settings)
@@ -123,7 +135,7 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
         timeline_path=run_dir / "timeline.csv", sample_interval_s=options.sample_interval_s,
     )
     try:
-        outcome = run_command(request, scraper, samplers)
+        outcome = run_command(request, scraper, samplers, stop=stop)
     except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
         failed = replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
             f"bench-driver failed during the run: {type(exc).__name__}: {exc}",))
@@ -175,7 +187,7 @@ def _finish(
     summaries: Sequence[tuple[str, SamplerSummary]],
     request: RunRequest,
 ) -> RunRecord:
-    errors = list(outcome.sampler_errors)
+    errors = list(outcome.sampler_errors) + list(outcome.notes)
     for _, summary in summaries:
         errors.extend(summary.errors)
     status, why = _status(outcome, request)

@@ -3,25 +3,40 @@
 bench-driver makes itself a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``), so that a
 double-forked grandchild is re-parented to the driver instead of init: it stays in the tree, is
 sampled, killed with the rest, and reaped with ``wait4`` (which gives its exact peak RSS).
+
+The driver's own helper processes (the scraper's process, the watchdog) are its children too, in
+its own session; they are registered in :data:`HELPERS` and are never part of the task's tree.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
 from dataclasses import dataclass
+from typing import Callable, Iterable, NamedTuple
 
 PR_SET_CHILD_SUBREAPER = 36
-_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+_subreaper: bool | None = None
+
+#: Pids of the driver's own helper processes (children of the driver, not of the task).
+HELPERS: set[int] = set()
 
 
 def become_subreaper() -> bool:
     """Make orphaned descendants re-parent to this process. Returns False where unsupported."""
+    global _subreaper
+    if _subreaper is None:  # once per process: the setting lasts, and ctypes costs ~3 ms
+        _subreaper = _prctl_subreaper()
+    return _subreaper
+
+
+def _prctl_subreaper() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
@@ -41,6 +56,26 @@ def children(pid: int) -> list[int]:
                 found.extend(int(c) for c in f.read().split())
         except OSError:
             continue
+    return found
+
+
+def task_tree() -> list[int]:
+    """The task's processes: every descendant of this (subreaper) driver but its helpers.
+
+    A helper is a child of the driver in the driver's own session (the command starts a session
+    of its own, which none of its descendants can leave for the driver's): so a helper is left
+    out even in the instant between its fork and its registration in HELPERS.
+    """
+    own_session = os.getsid(0)
+    found: list[int] = []
+    for child in children(os.getpid()):
+        if child in HELPERS:
+            continue
+        seen = stat(child)
+        if seen is not None and seen.session == own_session:
+            continue
+        found.append(child)
+        found.extend(descendants(child))
     return found
 
 
@@ -118,3 +153,88 @@ def signal_tree(pgid: int, pids: list[int], sig: int) -> None:
 
 
 SIGKILL = getattr(signal, "SIGKILL", 9)
+
+
+class ProcessStat(NamedTuple):
+    """Who a process is (from /proc/PID/stat): state letter, parent, group, session, start."""
+
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start_ticks: int  # clock ticks after boot: with the pid, it names one process for good
+
+
+def stat(pid: int) -> ProcessStat | None:
+    """Read /proc/PID/stat; None if *pid* is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    try:
+        return ProcessStat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]),
+                           int(fields[19]))
+    except (IndexError, ValueError):
+        return None
+
+
+def all_pids() -> list[int]:
+    """Every process id on the machine (that this process can see)."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def fork_helper(body: Callable[[], object], keep_fds: Iterable[int]) -> int:
+    """Fork a helper process that runs *body* and exits; return its pid (added to HELPERS).
+
+    The helper keeps only *keep_fds* (0, 1 and 2 become /dev/null: it never holds the console
+    or any pipe of the task), ignores the signals that stop the driver (the driver decides its
+    end), and leaves through ``os._exit``: no atexit handler, no flush of inherited buffers.
+    Fork it before the driver starts threads.
+    """
+    pid = os.fork()
+    if pid:
+        HELPERS.add(pid)
+        return pid
+    status = 1
+    try:
+        _become_helper(sorted(set(keep_fds)))
+        body()
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def _become_helper(keep_fds: list[int]) -> None:
+    try:
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    low = 3
+    for fd in keep_fds + [1 << 30]:
+        if fd >= low:
+            os.closerange(low, min(fd, os.sysconf("SC_OPEN_MAX")))
+            low = fd + 1
+
+
+def reap_helpers() -> None:
+    """Reap helpers that have exited (they are reaped here, never as the task's processes)."""
+    for pid in list(HELPERS):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            HELPERS.discard(pid)
+
+
+#: Signals that ask the driver to stop: forwarded to the task, which is then reaped.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in
+                     ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+                     if hasattr(signal, name))

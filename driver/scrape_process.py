@@ -1,0 +1,350 @@
+"""The scraper's own process: it follows output.log as the pump writes it and sends values back.
+
+CPython's ``re`` holds the GIL for the whole of one search call: a pattern that backtracks
+catastrophically on one line would stall every thread of the driver, and with them the timeout,
+the signals and the echo, for minutes. So the scrape runs in a process of its own, forked before
+the command starts (the driver is small and has no thread yet: about 0.5 ms), where a regex can
+stall nothing but itself:
+
+* parent -> child, the *wake* pipe: the pump writes one byte each time it moved output into the
+  log (never blocking: a full pipe already says "wake up"); EOF says the output has ended and
+  the log is complete (or that the driver died: the child then finishes and exits).
+* the child reads the log in place (a memory map of the page cache the pump just filled) and
+  scrapes whole lines in blocks of at most ``BLOCK_BYTES``;
+* child -> parent, the *results* pipe: after each block, one framed pickle with what the block
+  added to each metric's :class:`~driver.scrape.MetricMatches`, how far the scrape got, and
+  whether the child is now idle (waiting for output) or finished.
+
+A child that sends no news while it has work is stuck (:meth:`ScrapeProcess.check`). It is
+killed, and a new one scrapes the stuck block line by line, with news after each line; when that
+one sticks too, the line it is on is skipped and a third one goes on after it. So a line that
+stalls the patterns costs that line's values and nothing else, and the run's record names it
+(:class:`ScrapeEnd`).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import pickle
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from driver import proctree
+from driver.scrape import MAX_LINE_BYTES, Scraper
+from driver.scrape_deltas import Deltas, merge
+
+BLOCK_BYTES = 1 << 20
+MAX_SKIPPED_LINES = 10  # then the patterns are hopeless on this log: scraping stops
+_HEADER_BYTES = 8
+BUSY, IDLE, LAST = "busy", "idle", "last"  # what a child says it is doing after a message
+
+
+@dataclass(frozen=True)
+class ScrapeEnd:
+    """How far the scrape got: the whole log, or up to ``scraped_bytes`` and why it stopped;
+    and the lines that were skipped because the patterns stalled on them (their offsets)."""
+
+    scraped_bytes: int
+    log_bytes: int
+    stopped: str | None = None  # None: the scrape reached the end of the log
+    skipped_lines: tuple[int, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every line of the log was scraped."""
+        return self.stopped is None and not self.skipped_lines
+
+    def notes(self, metrics: Sequence[str]) -> list[str]:
+        """What the run's record says when the scrape is incomplete (which metrics, and why)."""
+        names = ", ".join(metrics) or "(none)"
+        out = [f"output.log line at byte {at} was not scraped: the patterns stalled on it "
+               f"(a pattern that backtracks catastrophically?); metrics {names} may lack its "
+               f"values" for at in self.skipped_lines]
+        if self.stopped is not None:
+            out.append(f"scraping stopped at byte {self.scraped_bytes} of {self.log_bytes} of "
+                       f"output.log ({self.stopped}): metrics {names} lack the values after it")
+        return out
+
+
+class _Child:
+    """One scraping process and its two pipes, from the parent's side."""
+
+    def __init__(self, scraper: Scraper, log_fd: int, start: int, lines_until: int,
+                 skip_first_line: bool) -> None:
+        wake_read, self.wake_fd = os.pipe()
+        self.fd, results_write = os.pipe()
+        plan = (start, lines_until, skip_first_line)
+        self.pid = proctree.fork_helper(
+            lambda: _follow(scraper, log_fd, wake_read, results_write, *plan),
+            keep_fds=(log_fd, wake_read, results_write))
+        os.close(wake_read)
+        os.close(results_write)
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self.fd, False)
+        self.pending = bytearray()
+
+    def wake(self) -> bool:
+        """Poke the child; False if the poke was not needed (one is pending) or it is gone."""
+        if self.wake_fd < 0:
+            return False
+        try:
+            return os.write(self.wake_fd, b"\0") == 1
+        except OSError:
+            return False  # the pipe is full (the child has pokes to read), or the child is gone
+
+    def end_of_output(self) -> None:
+        if self.wake_fd >= 0:
+            os.close(self.wake_fd)
+            self.wake_fd = -1
+
+    def messages(self) -> tuple[list[tuple[Any, ...]], bool]:
+        """The whole messages sent since the last call (never blocks), and whether the child
+        has closed its end (it exited, or died)."""
+        closed = False
+        while True:
+            try:
+                data = os.read(self.fd, 1 << 20)
+            except BlockingIOError:
+                break
+            if not data:
+                closed = True
+                break
+            self.pending += data
+        out = []
+        while len(self.pending) >= _HEADER_BYTES:
+            size = int.from_bytes(self.pending[:_HEADER_BYTES], "little")
+            if len(self.pending) < _HEADER_BYTES + size:
+                break
+            out.append(pickle.loads(self.pending[_HEADER_BYTES : _HEADER_BYTES + size]))
+            del self.pending[: _HEADER_BYTES + size]
+        return out, closed
+
+    def close(self) -> None:
+        """Kill the child if it still runs, reap it, release the pipes."""
+        self.end_of_output()
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            pass
+        proctree.HELPERS.discard(self.pid)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class ScrapeProcess:
+    """The parent's side: wakes the scraping child, merges what it sends into ``scraper.found``,
+    and replaces a stuck child (see the module's docstring). The first child is forked here."""
+
+    def __init__(self, scraper: Scraper, log_fd: int,
+                 on_new_child: Callable[[int], None] = lambda pid: None) -> None:
+        self.scraper = scraper
+        self.log_fd = log_fd
+        self.on_new_child = on_new_child
+        self.scraped = 0
+        self.finished = False  # no child is left to hear from
+        self.stopped: str | None = None
+        self.skipped_lines: list[int] = []
+        self.output_ended = False
+        self._lock = threading.Lock()  # the pump wakes the child on its thread
+        self._lines_until = -1  # the stuck block being scraped line by line ends here
+        self._pokes = 0  # pokes written to the current child's wake pipe
+        self._busy_since: float | None = None  # since when the child has had work, if it has
+        self._start_child(0, skip_first_line=False)
+
+    @property
+    def pid(self) -> int:
+        """The scraping child's pid (it changes when a stuck child is replaced)."""
+        return self._child.pid
+
+    @property
+    def fd(self) -> int:
+        """The results pipe of the current child (for ``select``)."""
+        return self._child.fd
+
+    def wake(self) -> None:
+        """More output is in the log (called by the pump, on its thread)."""
+        with self._lock:
+            if self._child.wake():
+                self._pokes += 1
+                self._busy_since = self._busy_since or time.monotonic()
+
+    def end_of_output(self) -> None:
+        """The log is complete: the child scrapes the rest, sends it, and exits."""
+        with self._lock:
+            self.output_ended = True
+            self._busy_since = self._busy_since or time.monotonic()
+            self._child.end_of_output()
+
+    def collect(self) -> None:
+        """Merge every whole message the child has sent so far (never blocks)."""
+        if self.finished:
+            return
+        messages, closed = self._child.messages()
+        for scraped, deltas, state, pokes_read, error in messages:
+            if deltas:
+                merge(self.scraper.found, deltas)
+            self.scraped = scraped
+            self.last_news = time.monotonic()
+            with self._lock:  # idle only if it had read every poke sent so far
+                if state == IDLE and pokes_read >= self._pokes and not self.output_ended:
+                    self._busy_since = None
+            if error is not None:
+                self.stopped = f"the scraper failed: {error}"
+            if state == LAST:
+                self._finish()
+        if closed and not self.finished:
+            self.stopped = self.stopped or "the scraper process died"
+            self._finish()
+
+    def check(self, stall_s: float) -> None:
+        """Replace the child if it has had work and sent no news for *stall_s*."""
+        busy_since = self._busy_since
+        if self.finished or busy_since is None:
+            return
+        if time.monotonic() - max(self.last_news, busy_since) <= stall_s:
+            return
+        self._child.close()
+        if self.scraped >= self._lines_until:
+            self._lines_until = -1  # past the block gone over line by line
+        if self._lines_until < 0:  # stuck somewhere in a block: go over it line by line
+            self._lines_until = self.scraped + BLOCK_BYTES
+            self._start_child(self.scraped, skip_first_line=False)
+        elif len(self.skipped_lines) < MAX_SKIPPED_LINES:  # stuck on this very line: skip it
+            self.skipped_lines.append(self.scraped)
+            self._start_child(self.scraped, skip_first_line=True)
+        else:
+            self.stopped = (f"the patterns stalled on {MAX_SKIPPED_LINES} lines: scraping "
+                            f"stopped")
+            self.finished = True
+
+    def stop(self, why: str) -> None:
+        """End the child now (the timeout, a signal); :meth:`end` says why."""
+        self.collect()
+        if not self.finished:
+            self.stopped = why
+            self._finish()
+
+    def end(self) -> ScrapeEnd:
+        """How far the scrape got (once finished)."""
+        log_bytes = os.fstat(self.log_fd).st_size
+        stopped = self.stopped
+        if stopped is None and self.scraped < log_bytes:
+            stopped = "the scraper process ended early"
+        return ScrapeEnd(self.scraped, log_bytes, stopped, tuple(self.skipped_lines))
+
+    def close(self) -> None:
+        """Release the child (killed if it still runs) and its pipes."""
+        self.stop("the driver stopped before scraping finished")
+
+    def _start_child(self, start: int, skip_first_line: bool) -> None:
+        with self._lock:
+            self._child = _Child(self.scraper, self.log_fd, start, self._lines_until,
+                                 skip_first_line)
+            self.last_news = time.monotonic()
+            self._pokes = 0
+            self._busy_since = self.last_news  # it has the log so far to scrape
+            if self.output_ended:
+                self._child.end_of_output()
+        self.on_new_child(self._child.pid)
+
+    def _finish(self) -> None:
+        self.finished = True
+        self._child.close()
+
+
+def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int,
+            lines_until: int, skip_first_line: bool) -> None:
+    """A child's whole life: scrape blocks as the log grows; the rest once the output ends."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a vanished driver ends the child
+    scanner = _LogScanner(log_fd, scraper, start, lines_until)
+    deltas = Deltas(scraper.found)
+    if skip_first_line:
+        scanner.skip_line(os.fstat(log_fd).st_size)
+    ended, pokes = False, 0
+    try:
+        while True:
+            while scanner.scan_next(os.fstat(log_fd).st_size):
+                _send(out_fd, (scanner.scanned, deltas.take(), BUSY, pokes, None))
+            if ended:
+                break
+            _send(out_fd, (scanner.scanned, {}, IDLE, pokes, None))
+            read = len(os.read(wake_fd, 1 << 16))
+            pokes, ended = pokes + read, not read
+        scanner.scan_tail(os.fstat(log_fd).st_size)
+        _send(out_fd, (scanner.scanned, deltas.take(), LAST, pokes, None))
+    except Exception as exc:  # a scraper bug: the values before this block are kept
+        _send(out_fd, (scanner.scanned, None, LAST, pokes, f"{type(exc).__name__}: {exc}"))
+
+
+def _send(fd: int, message: tuple[Any, ...]) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(len(data).to_bytes(_HEADER_BYTES, "little") + data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _LogScanner:
+    """Scrapes the log's whole lines in place, from memory maps of the part not yet scanned:
+    blocks of up to ``BLOCK_BYTES``, or one line at a time below ``lines_until``."""
+
+    def __init__(self, fd: int, scraper: Scraper, start: int, lines_until: int) -> None:
+        self.fd = fd
+        self.scraper = scraper
+        self.scanned = start
+        self.lines_until = lines_until
+
+    def scan_next(self, size: int) -> bool:
+        """Scrape the next block (or line) of whole lines below *size*; False if none yet."""
+        start = self.scanned
+        if size <= start:
+            return False
+        base = start - start % mmap.ALLOCATIONGRANULARITY
+        end = min(size, start + BLOCK_BYTES)
+        view = mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base)
+        try:
+            nl = view.find if start < self.lines_until else view.rfind
+            cut = nl(b"\n", start - base) + 1
+            if cut == 0 and end < size:  # a line longer than a block: map up to its end
+                view.close()
+                end = min(size, start + MAX_LINE_BYTES)
+                view = mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base)
+                cut = view.find(b"\n", start - base) + 1
+            if cut == 0:
+                if end - start < MAX_LINE_BYTES:
+                    return False  # the line is not finished yet
+                cut = end - base  # one gigantic "line": scraped in pieces
+            self.scraper.scan_lines(view, start - base, cut)
+        finally:
+            view.close()
+        self.scanned = base + cut
+        return True
+
+    def skip_line(self, size: int) -> None:
+        """Step over the line that starts here (the patterns stalled on it)."""
+        end = min(size, self.scanned + MAX_LINE_BYTES)
+        if end <= self.scanned:
+            return
+        base = self.scanned - self.scanned % mmap.ALLOCATIONGRANULARITY
+        with mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base) as view:
+            cut = view.find(b"\n", self.scanned - base) + 1 or end - base
+        self.scanned = base + cut
+
+    def scan_tail(self, size: int) -> None:
+        """Scrape the last line, even without its newline (the output has ended)."""
+        if self.scanned < size:
+            base = self.scanned - self.scanned % mmap.ALLOCATIONGRANULARITY
+            self._scan(base, self.scanned - base, size - base)
+
+    def _scan(self, base: int, start: int, cut: int) -> None:
+        with mmap.mmap(self.fd, cut, access=mmap.ACCESS_READ, offset=base) as view:
+            self.scraper.scan_lines(view, start, cut)
+        self.scanned = base + cut
