@@ -53,13 +53,21 @@ def write_log(path: Path, size_mb: float) -> None:
             f.write(block)
 
 
-def shell(work: Path, command: str) -> float:
+Timing = tuple[float, float]  # (wall s, CPU s: user + system, children included)
+
+
+def shell(work: Path, command: str) -> Timing:
     done = run_timed(["/bin/sh", "-c", command], work)
-    return done.wall_s
+    return done.wall_s, done.cpu_s
 
 
-def through_pty(argv: list[str], work: Path) -> tuple[float, int, int]:
-    """(wall s, bytes the terminal got, bytes the driver said it skipped) of *argv* on a pty."""
+def driver_run(argv: list[str], work: Path, stdout_path: Path | None = None) -> Timing:
+    done = run_timed(argv, work, driver_env(), stdout_path)
+    return done.wall_s, done.cpu_s
+
+
+def through_pty(argv: list[str], work: Path) -> tuple[Timing, int]:
+    """((wall s, CPU s), bytes the driver said it skipped) of *argv* with a pty as stdout."""
     import subprocess
 
     master, slave = os.openpty()
@@ -80,16 +88,17 @@ def through_pty(argv: list[str], work: Path) -> tuple[float, int, int]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=work, env=driver_env(), stdin=subprocess.DEVNULL,
                             stdout=slave, stderr=subprocess.DEVNULL)
-    proc.wait()
+    _, _, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    proc.returncode = 0
     os.close(slave)
     reader.join(5)
     os.close(master)
     skipped = sum(int(n.replace(b",", b"")) for n in NOTE.findall(bytes(got)))
-    return wall, len(got), skipped
+    return (wall, usage.ru_utime + usage.ru_stime), skipped
 
 
-def commands(work: Path, log: Path, pty_skipped: list[int]) -> dict[str, Callable[[], float]]:
+def commands(work: Path, log: Path, pty_skipped: list[int]) -> dict[str, Callable[[], Timing]]:
     """The timed cells; the pty cell appends what the driver skipped to *pty_skipped*."""
     config = work / "task_config.toml"
     write_task_config(config, "cat", f"cat {shlex.quote(str(log))}", [("speed", PATTERN, "last")])
@@ -97,18 +106,17 @@ def commands(work: Path, log: Path, pty_skipped: list[int]) -> dict[str, Callabl
                               "--runs-dir", str(work / "runs"), "--output",
                               str(work / "result.json")]
     line = " ".join(map(shlex.quote, run))
-    env = driver_env()
     out, out2 = shlex.quote(str(work / "out")), shlex.quote(str(work / "out2"))
     quoted = shlex.quote(str(log))
 
-    def pty() -> float:
-        wall, _, skipped = through_pty(run, work)
+    def pty() -> Timing:
+        timing, skipped = through_pty(run, work)
         pty_skipped.append(skipped)
-        return wall
+        return timing
 
-    cells: dict[str, Callable[[], float]] = {
-        "driver --quiet": lambda: run_timed(run + ["--quiet"], work, env).wall_s,
-        "driver, stdout to a file": lambda: run_timed(run, work, env, work / "out").wall_s,
+    cells: dict[str, Callable[[], Timing]] = {
+        "driver --quiet": lambda: driver_run(run + ["--quiet"], work),
+        "driver, stdout to a file": lambda: driver_run(run, work, work / "out"),
         "driver, stdout to `cat > /dev/null`": lambda: shell(
             work, f"{line} | cat > /dev/null"),
         "driver, stdout a pty (timed echo)": pty,
@@ -137,20 +145,24 @@ def main() -> None:
         size_mb = log.stat().st_size / 1e6
         skipped: list[int] = []
         cells = commands(work, log, skipped)
-        times: dict[str, list[float]] = {label: [] for label in cells}
+        times: dict[str, list[Timing]] = {label: [] for label in cells}
         for cell in cells.values():  # warm-up: page cache, bytecode
             cell()
         for _ in range(args.repeat):
             for label, cell in cells.items():
                 times[label].append(cell())
-    quiet = median(times["driver --quiet"])
-    print(f"{size_mb:.0f} MB log; wall s, median of {args.repeat} (min..max), MB/s, / --quiet:")
-    for label, values in times.items():
-        print(f"  {label:<40} {median(values):7.3f}  ({spread(values)})  "
-              f"{size_mb / median(values):7.0f} MB/s  {median(values) / quiet:5.2f}x")
+    walls = {label: [w for w, _ in values] for label, values in times.items()}
+    cpus = {label: [c for _, c in values] for label, values in times.items()}
+    quiet, quiet_cpu = median(walls["driver --quiet"]), median(cpus["driver --quiet"])
+    print(f"{size_mb:.0f} MB log, median of {args.repeat}: wall s (min..max), MB/s, / --quiet; "
+          f"CPU s (children included), / --quiet")
+    for label, values in walls.items():
+        wall, cpu = median(values), median(cpus[label])
+        print(f"  {label:<40} {wall:7.3f} ({spread(values)}) {size_mb / wall:6.0f} MB/s "
+              f"{wall / quiet:5.2f}x   CPU {cpu:6.3f} {cpu / quiet_cpu:5.2f}x")
     print(f"  the pty was sent {size_mb - median(skipped) / 1e6:.1f} MB and skipped "
           f"{median(skipped) / 1e6:.1f} MB (median), with a note")
-    ratio = median(times["driver, stdout to a file"]) / quiet
+    ratio = median(walls["driver, stdout to a file"]) / quiet
     print_ratio("console_echo (stdout to a file / --quiet)", ratio, f"<= {TARGET:g}x",
                 ratio <= TARGET)
 

@@ -30,7 +30,8 @@ ECHO_TIMED = "timed"
 ECHO_STEP_BYTES = 256 << 10  # one write to the console: bounded work per step
 ECHO_LATE_S = 1.0  # while the command runs, the console may fall this far behind (at its speed)
 ECHO_MIN_BACKLOG_BYTES = 1 << 20  # ... and never less than this, before output is skipped
-ECHO_FINISH_S = 0.1  # once the output has ended, the time the console gets to catch up
+ECHO_FINISH_S = 0.25  # once the output has ended, the time the console gets to catch up
+ECHO_TERMINAL_NICE = 10  # a terminal's echo yields the CPU to the scrape (Linux: per thread)
 _LOOK_BACK_BYTES = 64 << 10  # where skipped output resumes: the start of the last line in this
 
 
@@ -111,6 +112,15 @@ def widen_pipe(fd: int) -> None:
         pass  # not Linux, or above /proc/sys/fs/pipe-max-size: the default size works too
 
 
+def _yield_cpu(nice: int) -> None:
+    """Lower this thread's priority (a terminal is for a human: what it cannot take in the CPU
+    the run leaves it is skipped, with a note), where the platform allows it."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (AttributeError, OSError):
+        pass
+
+
 def console_fd() -> int | None:
     """The descriptor of standard output, or None when there is none (a closed console)."""
     try:
@@ -157,6 +167,8 @@ class Echo(threading.Thread):
 
     def run(self) -> None:
         try:
+            if self.mode == ECHO_TIMED:
+                _yield_cpu(ECHO_TERMINAL_NICE)
             sys.stdout.flush()  # what the driver printed before comes first
             self._follow()
         except (OSError, ValueError):

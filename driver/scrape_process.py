@@ -11,9 +11,10 @@ stall nothing but itself:
   the log is complete (or that the driver died: the child then finishes and exits).
 * the child reads the log in place (a memory map of the page cache the pump just filled) and
   scrapes whole lines in blocks of at most ``BLOCK_BYTES``;
-* child -> parent, the *results* pipe: after each block, one framed pickle with what the block
-  added to each metric's :class:`~driver.scrape.MetricMatches`, how far the scrape got, and
-  whether the child is now idle (waiting for output) or finished.
+* child -> parent, the *results* pipe: after each block, one framed message (``marshal``: built
+  in, nothing to import; ``pickle`` for what marshal cannot carry) with what the block added to
+  each metric's :class:`~driver.scrape.MetricMatches`, how far the scrape got, and whether the
+  child is now idle (waiting for output) or finished.
 
 A child that sends no news while it has work is stuck (:meth:`ScrapeProcess.check`). It is
 killed, and a new one scrapes the stuck block line by line, with news after each line; when that
@@ -24,9 +25,9 @@ stalls the patterns costs that line's values and nothing else, and the run's rec
 
 from __future__ import annotations
 
+import marshal
 import mmap
 import os
-import pickle
 import signal
 import threading
 import time
@@ -114,30 +115,31 @@ class _Child:
                 closed = True
                 break
             self.pending += data
-        out = []
-        while len(self.pending) >= _HEADER_BYTES:
-            size = int.from_bytes(self.pending[:_HEADER_BYTES], "little")
-            if len(self.pending) < _HEADER_BYTES + size:
-                break
-            out.append(pickle.loads(self.pending[_HEADER_BYTES : _HEADER_BYTES + size]))
-            del self.pending[: _HEADER_BYTES + size]
+        out, used = [], 0
+        with memoryview(self.pending) as view:  # decoded in place, then dropped at once
+            while len(view) - used >= _HEADER_BYTES:
+                size = int.from_bytes(view[used : used + _HEADER_BYTES], "little")
+                if len(view) - used < _HEADER_BYTES + size:
+                    break
+                out.append(_decode(view[used + _HEADER_BYTES : used + _HEADER_BYTES + size]))
+                used += _HEADER_BYTES + size
+        del self.pending[:used]
         return out, closed
 
-    def close(self) -> None:
-        """Kill the child if it still runs, reap it, release the pipes."""
+    def close(self, done: bool) -> None:
+        """Release the pipes and the child: one that is *done* exits by itself (it is reaped
+        later, with the other helpers); any other is killed and reaped now."""
         self.end_of_output()
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.waitpid(self.pid, 0)
-        except ChildProcessError:
-            pass
-        proctree.HELPERS.discard(self.pid)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+        if not done:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
+        proctree.reap_helpers()
 
 
 class ScrapeProcess:
@@ -200,10 +202,10 @@ class ScrapeProcess:
             if error is not None:
                 self.stopped = f"the scraper failed: {error}"
             if state == LAST:
-                self._finish()
+                self._finish(done=True)
         if closed and not self.finished:
             self.stopped = self.stopped or "the scraper process died"
-            self._finish()
+            self._finish(done=False)
 
     def check(self, stall_s: float) -> None:
         """Replace the child if it has had work and sent no news for *stall_s*."""
@@ -212,7 +214,7 @@ class ScrapeProcess:
             return
         if time.monotonic() - max(self.last_news, busy_since) <= stall_s:
             return
-        self._child.close()
+        self._child.close(done=False)
         if self.scraped >= self._lines_until:
             self._lines_until = -1  # past the block gone over line by line
         if self._lines_until < 0:  # stuck somewhere in a block: go over it line by line
@@ -231,7 +233,7 @@ class ScrapeProcess:
         self.collect()
         if not self.finished:
             self.stopped = why
-            self._finish()
+            self._finish(done=False)
 
     def end(self) -> ScrapeEnd:
         """How far the scrape got (once finished)."""
@@ -256,9 +258,9 @@ class ScrapeProcess:
                 self._child.end_of_output()
         self.on_new_child(self._child.pid)
 
-    def _finish(self) -> None:
+    def _finish(self, done: bool) -> None:
         self.finished = True
-        self._child.close()
+        self._child.close(done)
 
 
 def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int,
@@ -286,10 +288,27 @@ def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int
 
 
 def _send(fd: int, message: tuple[Any, ...]) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    data = _encode(message)
     view = memoryview(len(data).to_bytes(_HEADER_BYTES, "little") + data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _encode(message: tuple[Any, ...]) -> bytes:
+    try:
+        return b"m" + marshal.dumps(message)
+    except ValueError:  # a MetricMatches field of a type marshal does not know
+        import pickle
+
+        return b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(data: memoryview) -> tuple[Any, ...]:
+    if data[:1] == b"m":
+        return marshal.loads(data[1:])  # type: ignore[no-any-return]
+    import pickle
+
+    return pickle.loads(data[1:])  # type: ignore[no-any-return]
 
 
 class _LogScanner:

@@ -37,6 +37,7 @@ from driver import proctree
 
 BYE = b"bye\n"
 TOKEN_ENV = "BENCH_DRIVER_RUN_TOKEN"  # in the command's environment: the run's processes carry it
+WATCHDOG_NICE = 19
 KILL_ROUNDS = 20
 ROUND_PAUSE_S = 0.02
 _PIDS_PER_MESSAGE = 400  # under PIPE_BUF (4 KiB): a write from either thread stays whole
@@ -92,6 +93,7 @@ class Watchdog:
 def _watch(fd: int, spared: set[int], mark: bytes, helpers: list[int]) -> None:
     """The watchdog's whole life: learn the tree until goodbye, or kill it on EOF."""
     os.setpgid(0, 0)  # a group of its own: a signal to the driver's group does not reach it
+    os.nice(WATCHDOG_NICE)  # it mostly sleeps; it must never compete with the run for the CPU
     known = _KnownTree(spared | {os.getpid()}, mark)
     known.learn(helpers, kin=False)
     pending = b""
