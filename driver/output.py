@@ -62,6 +62,7 @@ class Pump(threading.Thread):
         self._move = self._splice if hasattr(os, "splice") else self._copy
 
     def run(self) -> None:
+        """Move until EOF (or a read error, kept in ``error``); then ``done``."""
         try:
             while True:
                 n = self._move()
@@ -166,6 +167,7 @@ class Echo(threading.Thread):
         return self.skipped + max(0, log_bytes - self.sent)
 
     def run(self) -> None:
+        """Echo until the log is complete and sent (or skipped), or the console is gone."""
         try:
             if self.mode == ECHO_TIMED:
                 _yield_cpu(ECHO_TERMINAL_NICE)

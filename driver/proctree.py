@@ -101,12 +101,19 @@ class ProcessMemory:
     hwm_kib: int
 
 
+def _proc_file(pid: int, name: str) -> bytes | None:
+    """The contents of /proc/PID/NAME; None if *pid* is gone (or the file unreadable)."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def memory(pid: int) -> ProcessMemory | None:
     """Read VmRSS and VmHWM of *pid* from /proc/PID/status; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            text = f.read()
-    except OSError:
+    text = _proc_file(pid, "status")
+    if text is None:
         return None
     return ProcessMemory(_field_kib(text, b"VmRSS:"), _field_kib(text, b"VmHWM:"))
 
@@ -131,12 +138,8 @@ def own_hwm_kib() -> int:
 
 def is_zombie(pid: int) -> bool:
     """True when *pid* has exited and waits to be reaped."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+    found = stat(pid)
+    return found is not None and found.state == "Z"
 
 
 def signal_tree(pgid: int, pids: list[int], sig: int) -> None:
@@ -168,10 +171,8 @@ class ProcessStat(NamedTuple):
 
 def stat(pid: int) -> ProcessStat | None:
     """Read /proc/PID/stat; None if *pid* is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            text = f.read()
-    except OSError:
+    text = _proc_file(pid, "stat")
+    if text is None:
         return None
     fields = text[text.rfind(b")") + 2 :].split()
     try:
@@ -179,6 +180,11 @@ def stat(pid: int) -> ProcessStat | None:
                            int(fields[19]))
     except (IndexError, ValueError):
         return None
+
+
+def environ(pid: int) -> bytes | None:
+    """The environment *pid* was started with (NUL-separated), None if it cannot be read."""
+    return _proc_file(pid, "environ")
 
 
 def all_pids() -> list[int]:

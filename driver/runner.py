@@ -171,30 +171,34 @@ class _Run:
 
     def start(self, scraper: Scraper, samplers: Sequence[Sampler], cleanup: ExitStack) -> None:
         """Start every part; *cleanup* releases each one, even if a later one fails."""
-        request = self.request
         self.metric_names = [m.name for m in scraper.metrics]
-        self.log = cleanup.enter_context(_LogFiles(request.log_path))
+        self.log = cleanup.enter_context(_LogFiles(self.request.log_path))
+        token = self._start_helpers(scraper, cleanup)
+        self.wakeup = cleanup.enter_context(_Wakeup())
+        proc = _spawn(self.request, {TOKEN_ENV: token})
+        assert proc.stdout is not None
+        cleanup.callback(proc.stdout.close)
+        self.watchdog.tell([proc.pid])
+        self.supervisor = Supervisor(proc.pid, self.request.kill_grace_s, self.pids)
+        self.waiter = threading.Thread(target=self._wait, args=(proc, self.supervisor),
+                                       daemon=True)
+        self.waiter.start()
+        self.sampling = SamplingThread(samplers, self.request.sample_interval_s,
+                                       self.request.timeline_path, self.pids,
+                                       on_tick=self.supervisor.reap_orphans)
+        cleanup.callback(self.sampling.stop)
+        self.sampling.start()
+        self._start_output(proc.stdout.fileno())
+
+    def _start_helpers(self, scraper: Scraper, cleanup: ExitStack) -> str:
+        """Fork the scraper's process and the watchdog; return the run's token."""
         self.scrape = ScrapeProcess(scraper, self.log.read_fd)
         cleanup.callback(self.scrape.close)
         token = f"{os.getpid()}.{time.time_ns()}"
         self.watchdog = Watchdog.start(token, helpers=[self.scrape.pid])
         cleanup.callback(self.watchdog.release)
         self.scrape.on_new_child = lambda pid: self.watchdog.tell([pid])
-        self.wakeup = cleanup.enter_context(_Wakeup())
-        proc = _spawn(request, {TOKEN_ENV: token})
-        assert proc.stdout is not None
-        cleanup.callback(proc.stdout.close)
-        self.watchdog.tell([proc.pid])
-        self.supervisor = Supervisor(proc.pid, request.kill_grace_s, self.pids)
-        self.waiter = threading.Thread(target=self._wait, args=(proc, self.supervisor),
-                                       daemon=True)
-        self.waiter.start()
-        self.sampling = SamplingThread(samplers, request.sample_interval_s,
-                                       request.timeline_path, self.pids,
-                                       on_tick=self.supervisor.reap_orphans)
-        cleanup.callback(self.sampling.stop)
-        self.sampling.start()
-        self._start_output(proc.stdout.fileno())
+        return token
 
     def _start_output(self, pipe_fd: int) -> None:
         widen_pipe(pipe_fd)

@@ -98,6 +98,7 @@ class _Child:
             return False  # the pipe is full (the child has pokes to read), or the child is gone
 
     def end_of_output(self) -> None:
+        """Close the wake pipe: EOF tells the child the log is complete."""
         if self.wake_fd >= 0:
             os.close(self.wake_fd)
             self.wake_fd = -1

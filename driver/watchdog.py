@@ -94,7 +94,8 @@ def _watch(fd: int, spared: set[int], mark: bytes, helpers: list[int]) -> None:
     """The watchdog's whole life: learn the tree until goodbye, or kill it on EOF."""
     os.setpgid(0, 0)  # a group of its own: a signal to the driver's group does not reach it
     os.nice(WATCHDOG_NICE)  # it mostly sleeps; it must never compete with the run for the CPU
-    known = _KnownTree(spared | {os.getpid()}, mark)
+    me = proctree.stat(os.getpid())
+    known = _KnownTree(spared | {os.getpid()}, mark, me.start_ticks if me else 0)
     known.learn(helpers, kin=False)
     pending = b""
     while True:
@@ -113,13 +114,13 @@ def _watch(fd: int, spared: set[int], mark: bytes, helpers: list[int]) -> None:
 class _KnownTree:
     """What the watchdog knows of the task: processes (with start times), groups, sessions."""
 
-    def __init__(self, spared: set[int], mark: bytes) -> None:
+    def __init__(self, spared: set[int], mark: bytes, since: int) -> None:
         self.spared = spared  # the driver's session and group, and the watchdog itself
         self.mark = mark  # NUL TOKEN_ENV=token NUL, as it is in /proc/PID/environ
+        self.since = since  # the watchdog's start time: the task's processes start after it
         self.started: dict[int, int] = {}
         self.groups: set[int] = set()
         self.sessions: set[int] = set()
-        self.since = 0  # start time of the first process learnt
 
     def learn(self, pids: Iterable[int], kin: bool = True) -> None:
         """Note these processes; with *kin*, their groups and sessions are the task's too."""
@@ -129,7 +130,6 @@ class _KnownTree:
                 continue
             self.started[pid] = found.start_ticks
             if kin:
-                self.since = min(self.since or found.start_ticks, found.start_ticks)
                 self.groups.update({found.pgrp} - self.spared)
                 self.sessions.update({found.session} - self.spared)
 
@@ -161,16 +161,12 @@ class _KnownTree:
     def _ours(self, pid: int, s: proctree.ProcessStat) -> bool:
         if self.started.get(pid) == s.start_ticks:
             return True
-        if not self.since or s.start_ticks < self.since:
-            return False
+        if s.start_ticks < self.since:
+            return False  # older than the run: not the task's, whatever its group or session
         return s.session in self.sessions or s.pgrp in self.groups or self._marked(pid)
 
     def _marked(self, pid: int) -> bool:
-        try:
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                return self.mark in b"\0" + f.read() + b"\0"
-        except OSError:
-            return False
+        return self.mark in b"\0" + (proctree.environ(pid) or b"") + b"\0"
 
 
 def _sigkill(kill: Callable[[int, int], None], target: int) -> None:

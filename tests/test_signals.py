@@ -23,41 +23,26 @@ from conftest import REPO, alive, script
 
 BOUND_S = 20.0  # the old behaviour: 300 s or more in every scenario below
 
-STUBBORN = f"""
-[tasks.stubborn]
-command_to_execute = "{{python}} {script('stubborn.py')} pids.txt --double-fork"
-patterns = ['value: (\\S+)']
-metrics = ['value']
-compute_method = ['last']
-"""
+VALUE = r"value: (\S+)"
 
-PRINT = f"""
-[tasks.print]
-command_to_execute = "touch started; {{python}} {script('print_log.py')} log.txt"
-patterns = ['value: (\\S+)']
-metrics = ['value']
-compute_method = ['last']
-"""
 
-BACKTRACK = f"""
-[tasks.backtrack]
-command_to_execute = "{{python}} {script('backtrack.py')} 40 300"
-patterns = ['value: (\\S+)', '^(a+)+$']
-metrics = ['value', 'as']
-compute_method = ['last', 'last']
-optional_metrics = ['as']
-"""
+def task(name: str, command: str, extra: str = "", patterns: tuple[str, ...] = (VALUE,),
+         ) -> str:
+    """A task_config.toml with one task: ``value`` from ``value: N`` (and more *patterns*,
+    each an optional metric ``m1``, ``m2``...), *extra* lines at the end."""
+    names = ["value"] + [f"m{i}" for i in range(1, len(patterns))]
+    literals = ", ".join("'" + p + "'" for p in patterns)  # TOML literal strings: no escapes
+    return (f'[tasks.{name}]\ncommand_to_execute = "{command}"\npatterns = [{literals}]\n'
+            f"metrics = {names!r}\ncompute_method = {['last'] * len(names)!r}\n"
+            f"optional_metrics = {names[1:]!r}\n{extra}")
 
-FLOOD = f"""
-[tasks.flood]
-command_to_execute = "{{python}} {script('flood.py')} {{mib}} {{sleep}}"
-patterns = ['value: (\\S+)']
-metrics = ['value']
-compute_method = ['last']
-[tasks.flood.params]
-mib = 8
-sleep = 300
-"""
+
+STUBBORN = task("stubborn", f"{{python}} {script('stubborn.py')} pids.txt --double-fork")
+PRINT = task("print", f"touch started; {{python}} {script('print_log.py')} log.txt")
+BACKTRACK = task("backtrack", f"{{python}} {script('backtrack.py')} 40 300",
+                 patterns=(VALUE, "^(a+)+$"))
+FLOOD = task("flood", f"{{python}} {script('flood.py')} {{mib}} {{sleep}}",
+             "[tasks.flood.params]\nmib = 8\nsleep = 300\n")
 
 
 def start_driver(cwd: Path, *args: str, stdout: int | IO[bytes] = subprocess.PIPE,
