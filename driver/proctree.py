@@ -230,22 +230,26 @@ def _become_helper(keep_fds: list[int]) -> None:
             low = fd + 1
 
 
-def reap_helpers(limit_s: float = 0.0) -> None:
-    """Reap the helpers that have exited, waiting up to *limit_s* for the others (a helper that
-    was told to leave does so at once; reaped, its CPU time and peak RSS count in the driver's
-    own ``wait4`` figures, as a benchmark of the driver reads them)."""
+def reap_helpers() -> None:
+    """Reap the helpers that have exited (they are never reaped as the task's processes)."""
+    for pid in list(HELPERS):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            HELPERS.discard(pid)
+
+
+def reap_helper(pid: int, limit_s: float) -> None:
+    """Reap helper *pid*, which was told to leave, waiting up to *limit_s* for it (reaped, its CPU
+    time and peak RSS count in the driver's own ``wait4`` figures, as a benchmark reads them)."""
     deadline = time.monotonic() + limit_s
-    while True:
-        for pid in list(HELPERS):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                HELPERS.discard(pid)
-        if not HELPERS or time.monotonic() >= deadline:
+    while pid in HELPERS:
+        reap_helpers()
+        if time.monotonic() >= deadline:
             return
-        time.sleep(0.001)
+        time.sleep(0.0005)
 
 
 #: Signals that ask the driver to stop: forwarded to the task, which is then reaped.

@@ -42,7 +42,6 @@ from driver.watchdog import TOKEN_ENV, Watchdog
 
 DEFAULT_KILL_GRACE_S = 5.0
 POLL_S = 0.1  # the control loop's longest sleep: the timeout acts within this
-HELPERS_EXIT_S = 0.5  # at the end, how long the helpers (told to leave) get to exit and be reaped
 SCRAPE_STALL_S = 5.0  # a scraper with work and no news this long is stuck: it is replaced
 SCRAPE_FINISH_S = 1.0  # after a stop (timeout, signal) and the tree's end: the scraper's last call
 STOPPING_STALL_S = 0.25  # ... in which a scraper is stuck after this long without news
@@ -292,7 +291,6 @@ class _Run:
             self.console_skipped = self.echo.missed(self.pump.written if self.pump else 0)
         self.interrupted_by = self.stop.received
         cleanup.close()
-        proctree.reap_helpers(HELPERS_EXIT_S)
 
     def outcome(self) -> RunOutcome:
         """What the run did (a run never started has no exit code and no tree)."""

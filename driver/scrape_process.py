@@ -28,6 +28,7 @@ from __future__ import annotations
 import marshal
 import mmap
 import os
+import select
 import signal
 import threading
 import time
@@ -40,6 +41,8 @@ from driver.scrape_deltas import Deltas, merge
 
 BLOCK_BYTES = 1 << 20
 MAX_SKIPPED_LINES = 10  # then the patterns are hopeless on this log: scraping stops
+CHILD_EXIT_S = 0.5  # a child that sent its last message (or was killed) exits within this
+COALESCE_S = 0.02  # a child woken with less than a block to scrape waits this long for more
 _HEADER_BYTES = 8
 BUSY, IDLE, LAST = "busy", "idle", "last"  # what a child says it is doing after a message
 
@@ -134,13 +137,14 @@ class _Child:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        if not done:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except (ProcessLookupError, ChildProcessError):
-                pass
-        proctree.reap_helpers()
+        if done:
+            proctree.reap_helper(self.pid, CHILD_EXIT_S)
+            return
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proctree.reap_helper(self.pid, CHILD_EXIT_S)
 
 
 class ScrapeProcess:
@@ -268,24 +272,60 @@ def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int
             lines_until: int, skip_first_line: bool) -> None:
     """A child's whole life: scrape blocks as the log grows; the rest once the output ends."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a vanished driver ends the child
-    scanner = _LogScanner(log_fd, scraper, start, lines_until)
-    deltas = Deltas(scraper.found)
-    if skip_first_line:
-        scanner.skip_line(os.fstat(log_fd).st_size)
-    ended, pokes = False, 0
+    follower = _Follower(_LogScanner(log_fd, scraper, start, lines_until), wake_fd, out_fd)
     try:
-        while True:
-            while scanner.scan_next(os.fstat(log_fd).st_size):
-                _send(out_fd, (scanner.scanned, deltas.take(), BUSY, pokes, None))
-            if ended:
-                break
-            _send(out_fd, (scanner.scanned, {}, IDLE, pokes, None))
-            read = len(os.read(wake_fd, 1 << 16))
-            pokes, ended = pokes + read, not read
-        scanner.scan_tail(os.fstat(log_fd).st_size)
-        _send(out_fd, (scanner.scanned, deltas.take(), LAST, pokes, None))
+        if skip_first_line:
+            follower.scanner.skip_line(follower.size())
+        follower.run()
     except Exception as exc:  # a scraper bug: the values before this block are kept
-        _send(out_fd, (scanner.scanned, None, LAST, pokes, f"{type(exc).__name__}: {exc}"))
+        follower.send(None, LAST, f"{type(exc).__name__}: {exc}")
+
+
+class _Follower:
+    """The child's loop: scrape what the log holds, say so, wait for the pump's next poke."""
+
+    def __init__(self, scanner: _LogScanner, wake_fd: int, out_fd: int) -> None:
+        self.scanner = scanner
+        self.deltas = Deltas(scanner.scraper.found)
+        self.wake_fd, self.out_fd = wake_fd, out_fd
+        self.pokes = 0  # bytes read from the wake pipe: the driver knows how many it wrote
+        self.ended = False
+
+    def run(self) -> None:
+        while True:
+            while self.scanner.scan_next(self.size()):
+                self.send(self.deltas.take(), BUSY)
+            if self.ended:
+                break
+            self.send({}, IDLE)
+            self.wait_for_output()
+        self.scanner.scan_tail(self.size())
+        self.send(self.deltas.take(), LAST)
+
+    def wait_for_output(self) -> None:
+        """Block until the pump pokes; then, while less than a block is new, gather pokes for
+        up to COALESCE_S (a fast command's output is scraped in large blocks, not chunk by
+        chunk: fewer scans and messages)."""
+        self._read_pokes(None)
+        deadline = time.monotonic() + COALESCE_S
+        while not self.ended and self.size() - self.scanner.scanned < BLOCK_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._read_pokes(left)
+
+    def _read_pokes(self, timeout_s: float | None) -> None:
+        if timeout_s is not None and not select.select([self.wake_fd], [], [], timeout_s)[0]:
+            return
+        read = len(os.read(self.wake_fd, 1 << 16))
+        self.pokes += read
+        self.ended = not read
+
+    def size(self) -> int:
+        return os.fstat(self.scanner.fd).st_size
+
+    def send(self, deltas: dict[str, Any] | None, state: str, error: str | None = None) -> None:
+        _send(self.out_fd, (self.scanner.scanned, deltas, state, self.pokes, error))
 
 
 def _send(fd: int, message: tuple[Any, ...]) -> None:
