@@ -67,17 +67,21 @@ def task_tree() -> list[int]:
     of its own, which none of its descendants can leave for the driver's): so a helper is left
     out even in the instant between its fork and its registration in HELPERS.
     """
-    own_session = os.getsid(0)
     found: list[int] = []
     for child in children(os.getpid()):
-        if child in HELPERS:
-            continue
-        seen = stat(child)
-        if seen is not None and seen.session == own_session:
-            continue
-        found.append(child)
-        found.extend(descendants(child))
+        if not is_helper(child):
+            found.append(child)
+            found.extend(descendants(child))
     return found
+
+
+def is_helper(child: int) -> bool:
+    """Whether this child of the driver is one of its helpers: registered, or in the driver's
+    own session (the watchdog, adopted by the driver once the helper that forked it is gone)."""
+    if child in HELPERS:
+        return True
+    seen = stat(child)
+    return seen is not None and seen.session == os.getsid(0)
 
 
 def descendants(pid: int) -> list[int]:
@@ -159,6 +163,9 @@ def signal_tree(pgid: int, pids: list[int], sig: int) -> None:
 SIGKILL = getattr(signal, "SIGKILL", 9)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
 class ProcessStat(NamedTuple):
     """Who a process is (from /proc/PID/stat): state letter, parent, group, session, start."""
 
@@ -167,6 +174,7 @@ class ProcessStat(NamedTuple):
     pgrp: int
     session: int
     start_ticks: int  # clock ticks after boot: with the pid, it names one process for good
+    cpu_ticks: int  # user + system CPU time so far, in clock ticks (CLOCK_TICKS per second)
 
 
 def stat(pid: int) -> ProcessStat | None:
@@ -177,7 +185,7 @@ def stat(pid: int) -> ProcessStat | None:
     fields = text[text.rfind(b")") + 2 :].split()
     try:
         return ProcessStat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]),
-                           int(fields[19]))
+                           int(fields[19]), int(fields[11]) + int(fields[12]))
     except (IndexError, ValueError):
         return None
 
@@ -231,8 +239,10 @@ def _become_helper(keep_fds: list[int]) -> None:
 
 
 def reap_helpers() -> None:
-    """Reap the helpers that have exited (they are never reaped as the task's processes)."""
-    for pid in list(HELPERS):
+    """Reap the helpers that have exited (they are never reaped as the task's processes), those
+    the driver adopted included."""
+    adopted = [c for c in children(os.getpid()) if is_zombie(c) and is_helper(c)]
+    for pid in list(HELPERS) + adopted:
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:

@@ -8,7 +8,8 @@ is split among threads and helper processes, each of which can only stall itself
   (driver.output);
 * the scraper runs in its own *process*: it follows the log and sends values back, so that a
   regex holding the GIL stalls nothing but itself (driver.scrape_process);
-* the *watchdog* process kills the tree if the driver itself dies (driver.watchdog);
+* the *watchdog* process, forked by the scraper's (the driver forks once per run), kills the
+  tree if the driver itself dies (driver.watchdog); neither helper is part of the task's tree;
 * the *waiter* thread blocks in ``os.wait4`` for the command, then ends what it left running;
 * the *sampling* thread polls the tree (driver.sampling);
 * the calling thread is the control loop. It sleeps in ``select`` on one wake-up pipe (rung by
@@ -42,10 +43,10 @@ from driver.watchdog import TOKEN_ENV, Watchdog
 
 DEFAULT_KILL_GRACE_S = 5.0
 POLL_S = 0.1  # the control loop's longest sleep: the timeout acts within this
-SCRAPE_STALL_S = 5.0  # a scraper with work and no news this long is stuck: it is replaced
+SCRAPE_STALL_S = 5.0  # CPU s a scraper may spend with work and no news before it is replaced
 SCRAPE_FINISH_S = 1.0  # after a stop (timeout, signal) and the tree's end: the scraper's last call
-STOPPING_STALL_S = 0.25  # ... in which a scraper is stuck after this long without news
-ECHO_GIVE_UP_S = 0.5  # a console that took nothing this long after its catch-up time is left
+STOPPING_STALL_S = 0.25  # ... in which a scraper is stuck after this much CPU time without news
+ECHO_GIVE_UP_S = 0.25  # a console still stuck this long after its catch-up time is left behind
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,14 @@ class _Run:
         self._start_output(proc.stdout.fileno())
 
     def _start_helpers(self, scraper: Scraper, cleanup: ExitStack) -> str:
-        """Fork the scraper's process and the watchdog; return the run's token."""
-        self.scrape = ScrapeProcess(scraper, self.log.read_fd)
-        cleanup.callback(self.scrape.close)
+        """Fork the scraper's process, which forks the watchdog; return the run's token."""
         token = f"{os.getpid()}.{time.time_ns()}"
-        self.watchdog = Watchdog.start(token, helpers=[self.scrape.pid])
+        self.watchdog = Watchdog(token)
         cleanup.callback(self.watchdog.release)
+        self.scrape = ScrapeProcess(scraper, self.log.read_fd,
+                                    first=(self.watchdog.launch, (self.watchdog.read_fd,)))
+        cleanup.callback(self.scrape.close)
+        self.watchdog.launched()
         self.scrape.on_new_child = lambda pid: self.watchdog.tell([pid])
         return token
 

@@ -16,8 +16,8 @@ stall nothing but itself:
   each metric's :class:`~driver.scrape.MetricMatches`, how far the scrape got, and whether the
   child is now idle (waiting for output) or finished.
 
-A child that sends no news while it has work is stuck (:meth:`ScrapeProcess.check`). It is
-killed, and a new one scrapes the stuck block line by line, with news after each line; when that
+A child that spends a few seconds of CPU time with work and no news is stuck
+(:meth:`ScrapeProcess.check`; one starved of CPU by a loaded machine is not). It is killed, and a new one scrapes the stuck block line by line, with news after each line; when that
 one sticks too, the line it is on is skipped and a third one goes on after it. So a line that
 stalls the patterns costs that line's values and nothing else, and the run's record names it
 (:class:`ScrapeEnd`).
@@ -45,6 +45,9 @@ CHILD_EXIT_S = 0.5  # a child that sent its last message (or was killed) exits w
 COALESCE_S = 0.02  # a child woken with less than a block to scrape waits this long for more
 _HEADER_BYTES = 8
 BUSY, IDLE, LAST = "busy", "idle", "last"  # what a child says it is doing after a message
+
+#: What the first child does before scraping, and the descriptors it keeps for that.
+FirstThing = tuple[Callable[[], object], tuple[int, ...]]
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,18 @@ class _Child:
     """One scraping process and its two pipes, from the parent's side."""
 
     def __init__(self, scraper: Scraper, log_fd: int, start: int, lines_until: int,
-                 skip_first_line: bool) -> None:
+                 skip_first_line: bool, first: FirstThing | None = None) -> None:
         wake_read, self.wake_fd = os.pipe()
         self.fd, results_write = os.pipe()
         plan = (start, lines_until, skip_first_line)
+        before, extra_fds = first or (lambda: None, ())
+
+        def body() -> None:
+            before()
+            _follow(scraper, log_fd, wake_read, results_write, *plan)
+
         self.pid = proctree.fork_helper(
-            lambda: _follow(scraper, log_fd, wake_read, results_write, *plan),
-            keep_fds=(log_fd, wake_read, results_write))
+            body, keep_fds=(log_fd, wake_read, results_write, *extra_fds))
         os.close(wake_read)
         os.close(results_write)
         os.set_blocking(self.wake_fd, False)
@@ -151,8 +159,10 @@ class ScrapeProcess:
     """The parent's side: wakes the scraping child, merges what it sends into ``scraper.found``,
     and replaces a stuck child (see the module's docstring). The first child is forked here."""
 
-    def __init__(self, scraper: Scraper, log_fd: int,
+    def __init__(self, scraper: Scraper, log_fd: int, first: FirstThing | None = None,
                  on_new_child: Callable[[int], None] = lambda pid: None) -> None:
+        """Fork the first child; it calls ``first[0]`` before anything else, keeping the
+        descriptors ``first[1]`` for it (the runner launches the watchdog there)."""
         self.scraper = scraper
         self.log_fd = log_fd
         self.on_new_child = on_new_child
@@ -165,7 +175,8 @@ class ScrapeProcess:
         self._lines_until = -1  # the stuck block being scraped line by line ends here
         self._pokes = 0  # pokes written to the current child's wake pipe
         self._busy_since: float | None = None  # since when the child has had work, if it has
-        self._start_child(0, skip_first_line=False)
+        self._cpu_mark_s: float | None = None  # its CPU time when last heard of or set to work
+        self._start_child(0, skip_first_line=False, first=first)
 
     @property
     def pid(self) -> int:
@@ -182,7 +193,8 @@ class ScrapeProcess:
         with self._lock:
             if self._child.wake():
                 self._pokes += 1
-                self._busy_since = self._busy_since or time.monotonic()
+                if self._busy_since is None:
+                    self._busy_since, self._cpu_mark_s = time.monotonic(), None
 
     def end_of_output(self) -> None:
         """The log is complete: the child scrapes the rest, sends it, and exits."""
@@ -200,7 +212,7 @@ class ScrapeProcess:
             if deltas:
                 merge(self.scraper.found, deltas)
             self.scraped = scraped
-            self.last_news = time.monotonic()
+            self._cpu_mark_s = None
             with self._lock:  # idle only if it had read every poke sent so far
                 if state == IDLE and pokes_read >= self._pokes and not self.output_ended:
                     self._busy_since = None
@@ -213,11 +225,18 @@ class ScrapeProcess:
             self._finish(done=False)
 
     def check(self, stall_s: float) -> None:
-        """Replace the child if it has had work and sent no news for *stall_s*."""
-        busy_since = self._busy_since
-        if self.finished or busy_since is None:
+        """Replace the child if it has spent *stall_s* of CPU time with work and no news (a
+        child the machine's load starves of CPU is not stuck: it is never replaced)."""
+        if self.finished or self._busy_since is None:
             return
-        if time.monotonic() - max(self.last_news, busy_since) <= stall_s:
+        found = proctree.stat(self._child.pid)
+        if found is None:
+            return  # gone: collect() hears of it
+        cpu_s = found.cpu_ticks / proctree.CLOCK_TICKS
+        if self._cpu_mark_s is None:
+            self._cpu_mark_s = cpu_s  # its CPU time when it was last heard of (or set to work)
+            return
+        if cpu_s - self._cpu_mark_s <= stall_s:
             return
         self._child.close(done=False)
         if self.scraped >= self._lines_until:
@@ -252,13 +271,14 @@ class ScrapeProcess:
         """Release the child (killed if it still runs) and its pipes."""
         self.stop("the driver stopped before scraping finished")
 
-    def _start_child(self, start: int, skip_first_line: bool) -> None:
+    def _start_child(self, start: int, skip_first_line: bool,
+                     first: FirstThing | None = None) -> None:
         with self._lock:
             self._child = _Child(self.scraper, self.log_fd, start, self._lines_until,
-                                 skip_first_line)
-            self.last_news = time.monotonic()
+                                 skip_first_line, first)
             self._pokes = 0
-            self._busy_since = self.last_news  # it has the log so far to scrape
+            self._busy_since = time.monotonic()  # it has the log so far to scrape
+            self._cpu_mark_s = None
             if self.output_ended:
                 self._child.end_of_output()
         self.on_new_child(self._child.pid)

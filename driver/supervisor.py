@@ -81,7 +81,7 @@ class Supervisor:
     def reap_orphans(self) -> None:
         """Reap exited orphans re-parented to the driver, keeping their exact peak RSS."""
         for pid in proctree.children(os.getpid()):
-            if pid != self.pid and pid not in proctree.HELPERS and proctree.is_zombie(pid):
+            if pid != self.pid and proctree.is_zombie(pid) and not proctree.is_helper(pid):
                 try:
                     reaped, _, usage = os.wait4(pid, os.WNOHANG)
                 except ChildProcessError:

@@ -24,7 +24,8 @@ grandchild), needs ``preexec_fn`` (which forces the slow fork path) and fires wh
 *thread* exits; a thread dies with the driver. The watchdog is in a process group of its own (a
 signal to the driver's group, Ctrl-C included, does not reach it), ignores the signals that stop
 the driver, holds no console, and is no part of the task's tree (see ``proctree.task_tree``). It
-costs one fork at start (about 0.5 ms) and no CPU while the driver lives.
+is forked by the scraper's process (so the driver forks once per run) and costs no CPU while the
+driver lives.
 """
 
 from __future__ import annotations
@@ -44,27 +45,39 @@ _PIDS_PER_MESSAGE = 400  # under PIPE_BUF (4 KiB): a write from either thread st
 
 
 class Watchdog:
-    """The driver's side: tell it the task's processes; release it when the tree is reaped."""
+    """The driver's side: tell it the task's processes; release it when the tree is reaped.
 
-    def __init__(self, pid: int, fd: int) -> None:
-        self.pid = pid
-        self._fd: int | None = fd
+    It is forked by the driver's first helper (the scraper's process), so that the driver itself
+    forks once: make it (the pipe) first, :meth:`launch` it in that helper, then call
+    :meth:`launched` in the driver.
+    """
+
+    def __init__(self, token: str) -> None:
+        """*token* is the value of ``TOKEN_ENV`` in the command's environment."""
+        self.read_fd, write_fd = os.pipe()  # both close-on-exec: the task never holds them
+        self._fd: int | None = write_fd
         self._told: set[int] = set()
+        self._spared = {os.getsid(0), os.getpgrp()}
+        self._mark = f"\0{TOKEN_ENV}={token}\0".encode()
 
-    @classmethod
-    def start(cls, token: str, helpers: Iterable[int] = ()) -> Watchdog:
-        """Fork the watchdog (before the driver starts threads or the command). *token* is the
-        value of ``TOKEN_ENV`` in the command's environment. The driver's other *helpers* are
-        killed too if the driver dies (a scraper stuck in a regex would never notice)."""
-        read_fd, write_fd = os.pipe()  # both close-on-exec
-        spared = {os.getsid(0), os.getpgrp()}
-        mark = f"\0{TOKEN_ENV}={token}\0".encode()
-        doomed = list(helpers)
-        pid = proctree.fork_helper(lambda: _watch(read_fd, spared, mark, doomed),
-                                   keep_fds=(read_fd,))
-        os.close(read_fd)
-        os.set_blocking(write_fd, False)  # a stopped watchdog must never stall the driver
-        return cls(pid, write_fd)
+    def launch(self) -> int:
+        """In the first helper, forked before the command: fork the watchdog from there (its
+        pid is returned). That helper is one it kills if the driver dies (a scraper stuck in a
+        regex never notices); its start time is the run's (the task's processes start after)."""
+        helper = os.getpid()
+        found = proctree.stat(helper)
+        since = found.start_ticks if found else 0
+        pid = proctree.fork_helper(
+            lambda: _watch(self.read_fd, self._spared, self._mark, since, [helper]),
+            keep_fds=(self.read_fd,))
+        os.close(self.read_fd)
+        return pid
+
+    def launched(self) -> None:
+        """In the driver, once the first helper is forked: keep only the pipe's write end."""
+        os.close(self.read_fd)
+        if self._fd is not None:
+            os.set_blocking(self._fd, False)  # a stopped watchdog must never stall the driver
 
     def tell(self, pids: Iterable[int]) -> None:
         """Tell the watchdog of these processes of the task (those it was not told before)."""
@@ -90,12 +103,11 @@ class Watchdog:
             pass  # a stopped or killed watchdog: nothing to tell it
 
 
-def _watch(fd: int, spared: set[int], mark: bytes, helpers: list[int]) -> None:
+def _watch(fd: int, spared: set[int], mark: bytes, since: int, helpers: list[int]) -> None:
     """The watchdog's whole life: learn the tree until goodbye, or kill it on EOF."""
     os.setpgid(0, 0)  # a group of its own: a signal to the driver's group does not reach it
     os.nice(WATCHDOG_NICE)  # it mostly sleeps; it must never compete with the run for the CPU
-    me = proctree.stat(os.getpid())
-    known = _KnownTree(spared | {os.getpid()}, mark, me.start_ticks if me else 0)
+    known = _KnownTree(spared | {os.getpid()}, mark, since)
     known.learn(helpers, kin=False)
     pending = b""
     while True:
@@ -117,7 +129,7 @@ class _KnownTree:
     def __init__(self, spared: set[int], mark: bytes, since: int) -> None:
         self.spared = spared  # the driver's session and group, and the watchdog itself
         self.mark = mark  # NUL TOKEN_ENV=token NUL, as it is in /proc/PID/environ
-        self.since = since  # the watchdog's start time: the task's processes start after it
+        self.since = since  # the run's start: the task's processes all start after it
         self.started: dict[int, int] = {}
         self.groups: set[int] = set()
         self.sessions: set[int] = set()

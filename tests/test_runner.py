@@ -32,7 +32,8 @@ class BrokenScraper(Scraper):
 
 
 class PidRecorder(Sampler):
-    """Keeps every tree it is shown, and the driver's helpers at that moment."""
+    """Keeps every tree it is shown, and the driver's helpers at that moment (its descendants in
+    its own session: the command and all its processes are in sessions of their own)."""
 
     name = "pids"
 
@@ -40,7 +41,9 @@ class PidRecorder(Sampler):
         self.seen: list[tuple[list[int], set[int]]] = []
 
     def sample(self, pids: Sequence[int]) -> Mapping[str, float]:
-        self.seen.append((list(pids), set(proctree.HELPERS)))
+        helpers = {p for p in proctree.descendants(os.getpid())
+                   if (s := proctree.stat(p)) and s.session == os.getsid(0)}
+        self.seen.append((list(pids), helpers))
         return {}
 
     def summary(self, exit: RunExit) -> SamplerSummary:

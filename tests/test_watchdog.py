@@ -12,6 +12,21 @@ from driver import proctree
 from driver.watchdog import TOKEN_ENV, Watchdog
 
 
+def start_watchdog(token: str) -> tuple[Watchdog, int]:
+    """Launch a watchdog from a helper, as the runner does from the scraper's process; return it
+    and its pid."""
+    watchdog = Watchdog(token)
+    read_fd, write_fd = os.pipe()
+    launcher = proctree.fork_helper(lambda: os.write(write_fd, b"%d" % watchdog.launch()),
+                                    keep_fds=(watchdog.read_fd, write_fd))
+    watchdog.launched()
+    os.close(write_fd)
+    pid = int(os.read(read_fd, 64))
+    os.close(read_fd)
+    proctree.reap_helper(launcher, 5.0)  # the launcher leaves; the watchdog lives on
+    return watchdog, pid
+
+
 def sleeper(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """A process in a session of its own (as a setsid grandchild of a task is)."""
     return subprocess.Popen(["sleep", "60"], env={**os.environ, **(env or {})},
@@ -33,7 +48,7 @@ def lose_the_driver(watchdog: Watchdog) -> None:
 
 
 def test_it_kills_what_it_was_told_and_what_carries_the_token_and_spares_the_rest():
-    watchdog = Watchdog.start("run-1")
+    watchdog, _ = start_watchdog("run-1")
     told, marked = sleeper(), sleeper({TOKEN_ENV: "run-1"})  # marked: never told of
     other_run, bystander = sleeper({TOKEN_ENV: "run-2"}), sleeper()
     try:
@@ -45,18 +60,18 @@ def test_it_kills_what_it_was_told_and_what_carries_the_token_and_spares_the_res
         for proc in (told, marked, other_run, bystander):
             proc.kill()
             proc.wait()
-        proctree.reap_helpers(5.0)
 
 
 def test_a_goodbye_kills_nothing():
-    watchdog = Watchdog.start("run-3")
+    watchdog, pid = start_watchdog("run-3")
     told = sleeper({TOKEN_ENV: "run-3"})
     try:
         watchdog.tell([told.pid])
-        pid = watchdog.pid
         watchdog.release()
-        proctree.reap_helpers(5.0)
-        assert pid not in proctree.HELPERS and alive(told.pid)  # the watchdog left, alone
+        deadline = time.monotonic() + 10
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not alive(pid) and alive(told.pid)  # the watchdog left, alone
     finally:
         told.kill()
         told.wait()
