@@ -8,8 +8,8 @@ is split among threads and helper processes, each of which can only stall itself
   (driver.output);
 * the scraper runs in its own *process*: it follows the log and sends values back, so that a
   regex holding the GIL stalls nothing but itself (driver.scrape_process);
-* the *watchdog* process, forked by the scraper's (the driver forks once per run), kills the
-  tree if the driver itself dies (driver.watchdog); neither helper is part of the task's tree;
+* the *watchdog* process kills the tree if the driver itself dies (driver.watchdog); neither
+  helper is a fork of the driver, nor part of the task's tree;
 * the *waiter* thread blocks in ``os.wait4`` for the command, then ends what it left running;
 * the *sampling* thread polls the tree (driver.sampling);
 * the calling thread is the control loop. It sleeps in ``select`` on one wake-up pipe (rung by
@@ -191,15 +191,14 @@ class _Run:
         self._start_output(proc.stdout.fileno())
 
     def _start_helpers(self, scraper: Scraper, cleanup: ExitStack) -> str:
-        """Fork the scraper's process, which forks the watchdog; return the run's token."""
+        """Start the watchdog; set up the scraper's process (it starts with the first output).
+        Return the run's token."""
         token = f"{os.getpid()}.{time.time_ns()}"
-        self.watchdog = Watchdog(token)
+        self.watchdog = Watchdog.start(token)
         cleanup.callback(self.watchdog.release)
         self.scrape = ScrapeProcess(scraper, self.log.read_fd,
-                                    first=(self.watchdog.launch, (self.watchdog.read_fd,)))
+                                    on_new_child=self.watchdog.tell_helper)
         cleanup.callback(self.scrape.close)
-        self.watchdog.launched()
-        self.scrape.on_new_child = lambda pid: self.watchdog.tell([pid])
         return token
 
     def _start_output(self, pipe_fd: int) -> None:
@@ -234,7 +233,8 @@ class _Run:
         console got it (or was given up on), forward signals and enforce the timeout."""
         assert self.supervisor is not None
         while not self._over():
-            self.wakeup.wait(POLL_S, [] if self.scrape.finished else [self.scrape.fd])
+            results = self.scrape.fd
+            self.wakeup.wait(POLL_S, [] if self.scrape.finished or results < 0 else [results])
             self.scrape.collect()
             while (sig := self.stop.take()) is not None:
                 self._end_tree(sig)

@@ -2,9 +2,11 @@
 
 CPython's ``re`` holds the GIL for the whole of one search call: a pattern that backtracks
 catastrophically on one line would stall every thread of the driver, and with them the timeout,
-the signals and the echo, for minutes. So the scrape runs in a process of its own, forked before
-the command starts (the driver is small and has no thread yet: about 0.5 ms), where a regex can
-stall nothing but itself:
+the signals and the echo, for minutes. So the scrape runs in a process of its own, where a regex
+can stall nothing but itself. It is a fresh interpreter (``python -S -E``, the scraper's class and
+metric specs sent on its stdin), started when the first output arrives (a command that prints
+nothing costs nothing): never a fork of the driver, which on these VMs costs the driver ~20 ms of
+copy-on-write faults and is unsafe once the driver has threads.
 
 * parent -> child, the *wake* pipe: the pump writes one byte each time it moved output into the
   log (never blocking: a full pipe already says "wake up"); EOF says the output has ended and
@@ -17,8 +19,9 @@ stall nothing but itself:
   child is now idle (waiting for output) or finished.
 
 A child that spends a few seconds of CPU time with work and no news is stuck
-(:meth:`ScrapeProcess.check`; one starved of CPU by a loaded machine is not). It is killed, and a new one scrapes the stuck block line by line, with news after each line; when that
-one sticks too, the line it is on is skipped and a third one goes on after it. So a line that
+(:meth:`ScrapeProcess.check`; one starved of CPU by a loaded machine is not). It is killed, and
+a new one scrapes the stuck block line by line, with news after each line; when that one sticks
+too, the line it is on is skipped and a third one goes on after it. So a line that
 stalls the patterns costs that line's values and nothing else, and the run's record names it
 (:class:`ScrapeEnd`).
 """
@@ -30,6 +33,7 @@ import mmap
 import os
 import select
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -46,8 +50,10 @@ COALESCE_S = 0.02  # a child woken with less than a block to scrape waits this l
 _HEADER_BYTES = 8
 BUSY, IDLE, LAST = "busy", "idle", "last"  # what a child says it is doing after a message
 
-#: What the first child does before scraping, and the descriptors it keeps for that.
-FirstThing = tuple[Callable[[], object], tuple[int, ...]]
+#: The child's whole program: the driver's package is found at argv[1] (no site: -S).
+_CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
+               "from driver.scrape_process import child_main; child_main(sys.argv[2:])")
+_DRIVER_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @dataclass(frozen=True)
@@ -80,21 +86,19 @@ class ScrapeEnd:
 class _Child:
     """One scraping process and its two pipes, from the parent's side."""
 
-    def __init__(self, scraper: Scraper, log_fd: int, start: int, lines_until: int,
-                 skip_first_line: bool, first: FirstThing | None = None) -> None:
+    def __init__(self, scraper: Scraper, log_fd: int, plan: tuple[int, int, bool]) -> None:
         wake_read, self.wake_fd = os.pipe()
         self.fd, results_write = os.pipe()
-        plan = (start, lines_until, skip_first_line)
-        before, extra_fds = first or (lambda: None, ())
-
-        def body() -> None:
-            before()
-            _follow(scraper, log_fd, wake_read, results_write, *plan)
-
-        self.pid = proctree.fork_helper(
-            body, keep_fds=(log_fd, wake_read, results_write, *extra_fds))
-        os.close(wake_read)
-        os.close(results_write)
+        spec_read, spec_write = os.pipe()
+        fds = (log_fd, wake_read, results_write)
+        argv = [sys.executable, "-S", "-E", "-c", _CHILD_MAIN, _DRIVER_ROOT,
+                *map(str, fds), *map(str, map(int, plan))]
+        try:
+            self.pid = proctree.spawn_helper(argv, stdin=spec_read, pass_fds=fds)
+            _write_all(spec_write, _encode(_spec(scraper)))
+        finally:
+            for fd in (spec_read, spec_write, wake_read, results_write):
+                os.close(fd)
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self.fd, False)
         self.pending = bytearray()
@@ -156,13 +160,12 @@ class _Child:
 
 
 class ScrapeProcess:
-    """The parent's side: wakes the scraping child, merges what it sends into ``scraper.found``,
-    and replaces a stuck child (see the module's docstring). The first child is forked here."""
+    """The parent's side: starts the scraping child with the first output, wakes it, merges what
+    it sends into ``scraper.found``, and replaces a stuck child (see the module's docstring).
+    *on_new_child* is told each child's pid."""
 
-    def __init__(self, scraper: Scraper, log_fd: int, first: FirstThing | None = None,
+    def __init__(self, scraper: Scraper, log_fd: int,
                  on_new_child: Callable[[int], None] = lambda pid: None) -> None:
-        """Fork the first child; it calls ``first[0]`` before anything else, keeping the
-        descriptors ``first[1]`` for it (the runner launches the watchdog there)."""
         self.scraper = scraper
         self.log_fd = log_fd
         self.on_new_child = on_new_child
@@ -176,36 +179,45 @@ class ScrapeProcess:
         self._pokes = 0  # pokes written to the current child's wake pipe
         self._busy_since: float | None = None  # since when the child has had work, if it has
         self._cpu_mark_s: float | None = None  # its CPU time when last heard of or set to work
-        self._start_child(0, skip_first_line=False, first=first)
+        self._child: _Child | None = None  # none until there is output
 
     @property
-    def pid(self) -> int:
-        """The scraping child's pid (it changes when a stuck child is replaced)."""
-        return self._child.pid
+    def pid(self) -> int | None:
+        """The scraping child's pid (it changes when a stuck child is replaced), if one runs."""
+        return self._child.pid if self._child else None
 
     @property
     def fd(self) -> int:
-        """The results pipe of the current child (for ``select``)."""
-        return self._child.fd
+        """The results pipe of the current child (for ``select``); -1 while there is none."""
+        return self._child.fd if self._child else -1
 
     def wake(self) -> None:
         """More output is in the log (called by the pump, on its thread)."""
         with self._lock:
-            if self._child.wake():
+            if self._child is None and not self.finished:
+                self._start_child(0, skip_first_line=False)
+            if self._child is not None and self._child.wake():
                 self._pokes += 1
                 if self._busy_since is None:
                     self._busy_since, self._cpu_mark_s = time.monotonic(), None
 
     def end_of_output(self) -> None:
-        """The log is complete: the child scrapes the rest, sends it, and exits."""
+        """The log is complete: the child scrapes the rest, sends it, and exits (an empty log
+        needs no child)."""
         with self._lock:
             self.output_ended = True
+            if self._child is None and not self.finished:
+                if os.fstat(self.log_fd).st_size == 0:
+                    self.finished = True
+                    return
+                self._start_child(0, skip_first_line=False)
             self._busy_since = self._busy_since or time.monotonic()
-            self._child.end_of_output()
+            if self._child is not None:
+                self._child.end_of_output()
 
     def collect(self) -> None:
         """Merge every whole message the child has sent so far (never blocks)."""
-        if self.finished:
+        if self.finished or self._child is None:
             return
         messages, closed = self._child.messages()
         for scraped, deltas, state, pokes_read, error in messages:
@@ -227,7 +239,7 @@ class ScrapeProcess:
     def check(self, stall_s: float) -> None:
         """Replace the child if it has spent *stall_s* of CPU time with work and no news (a
         child the machine's load starves of CPU is not stuck: it is never replaced)."""
-        if self.finished or self._busy_since is None:
+        if self.finished or self._busy_since is None or self._child is None:
             return
         found = proctree.stat(self._child.pid)
         if found is None:
@@ -239,6 +251,10 @@ class ScrapeProcess:
         if cpu_s - self._cpu_mark_s <= stall_s:
             return
         self._child.close(done=False)
+        with self._lock:
+            self._replace_stuck_child()
+
+    def _replace_stuck_child(self) -> None:
         if self.scraped >= self._lines_until:
             self._lines_until = -1  # past the block gone over line by line
         if self._lines_until < 0:  # stuck somewhere in a block: go over it line by line
@@ -271,21 +287,51 @@ class ScrapeProcess:
         """Release the child (killed if it still runs) and its pipes."""
         self.stop("the driver stopped before scraping finished")
 
-    def _start_child(self, start: int, skip_first_line: bool,
-                     first: FirstThing | None = None) -> None:
-        with self._lock:
-            self._child = _Child(self.scraper, self.log_fd, start, self._lines_until,
-                                 skip_first_line, first)
-            self._pokes = 0
-            self._busy_since = time.monotonic()  # it has the log so far to scrape
-            self._cpu_mark_s = None
-            if self.output_ended:
-                self._child.end_of_output()
+    def _start_child(self, start: int, skip_first_line: bool) -> None:
+        """Start a child from *start* (the caller holds the lock)."""
+        self._child = _Child(self.scraper, self.log_fd,
+                             (start, self._lines_until, skip_first_line))
+        self._pokes = 0
+        self._busy_since = time.monotonic()  # it has the log so far to scrape
+        self._cpu_mark_s = None
+        if self.output_ended:
+            self._child.end_of_output()
         self.on_new_child(self._child.pid)
 
     def _finish(self, done: bool) -> None:
         self.finished = True
-        self._child.close(done)
+        if self._child is not None:
+            self._child.close(done)
+
+
+def _spec(scraper: Scraper) -> dict[str, Any]:
+    """What a fresh interpreter needs to build the same scraper (and find its class)."""
+    import dataclasses
+
+    cls = type(scraper)
+    return {"path": list(sys.path), "module": cls.__module__, "class": cls.__qualname__,
+            "metrics": [dataclasses.asdict(m) for m in scraper.metrics]}
+
+
+def child_main(argv: Sequence[str]) -> None:
+    """The scraping child's program (``python -S -E -c ...``): the scraper's spec on stdin;
+    *argv*: the log, wake and results descriptors, then the plan (start, lines_until, skip)."""
+    for sig in proctree.STOP_SIGNALS:  # the driver decides when this process ends
+        signal.signal(sig, signal.SIG_IGN)
+    log_fd, wake_fd, out_fd, start, lines_until, skip = map(int, argv)
+    with os.fdopen(0, "rb") as stdin:
+        spec = _decode(memoryview(stdin.read()))
+    sys.path[1:] = spec["path"]  # the driver's own path ([0]) first, then the driver's
+    import importlib
+
+    from driver.config import MetricSpec
+
+    owner: Any = importlib.import_module(spec["module"])
+    for part in spec["class"].split("."):
+        owner = getattr(owner, part)
+    scraper = owner([MetricSpec(**m) for m in spec["metrics"]])
+    _follow(scraper, log_fd, wake_fd, out_fd, start, lines_until, bool(skip))
+    os._exit(0)  # everything is sent: no interpreter teardown for the driver to wait on
 
 
 def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int,
@@ -350,12 +396,16 @@ class _Follower:
 
 def _send(fd: int, message: tuple[Any, ...]) -> None:
     data = _encode(message)
-    view = memoryview(len(data).to_bytes(_HEADER_BYTES, "little") + data)
+    _write_all(fd, len(data).to_bytes(_HEADER_BYTES, "little") + data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
 
 
-def _encode(message: tuple[Any, ...]) -> bytes:
+def _encode(message: Any) -> bytes:
     try:
         return b"m" + marshal.dumps(message)
     except ValueError:  # a MetricMatches field of a type marshal does not know
@@ -364,7 +414,7 @@ def _encode(message: tuple[Any, ...]) -> bytes:
         return b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _decode(data: memoryview) -> tuple[Any, ...]:
+def _decode(data: memoryview) -> Any:
     if data[:1] == b"m":
         return marshal.loads(data[1:])  # type: ignore[no-any-return]
     import pickle

@@ -1,83 +1,128 @@
 """The watchdog: a small process that ends the task's tree when the driver itself dies.
 
 A SIGKILLed (or crashed) driver runs nothing any more: no handler, no ``finally``. So before the
-command starts, the driver forks this watchdog, which blocks reading a pipe whose write end only
-the driver holds (close-on-exec: the task never inherits it). However the driver dies, the kernel
+command starts, the driver starts this watchdog, which reads a pipe whose write end only the
+driver holds (close-on-exec: the task never inherits it). However the driver dies, the kernel
 closes that end, and the watchdog reads EOF at once.
 
-While the driver lives it tells the watchdog every process of the task it sees: the command as
-soon as it is started, then the tree at every sample (``--sample-interval``). The watchdog notes
-each one's start time, process group and session. On EOF without a goodbye it SIGKILLs, in
-rounds until none is left:
+While the driver lives it tells the watchdog every process of the task it sees (the command as
+soon as it is started, then the tree at every sample, ``--sample-interval``) and its own helpers
+(the scraper's process). The watchdog notes each one's start time, process group and session. On
+EOF without a goodbye it SIGKILLs, in rounds until a round finds nothing:
 
 * every process it was told of that is still the same process (same pid *and* start time);
-* every process started since the task started that is in one of the task's sessions or process
-  groups, or that carries the run's token in its environment (``TOKEN_ENV``, given to the command
-  and inherited by every descendant that keeps its environment, as Jenkins marks a build's
-  processes): so a process forked since the last sample is found even after a setsid and an
-  orphaning;
-* every descendant of those (from one snapshot of /proc taken before the round's kills, so that
+* every process started since the watchdog (so since the run began) in one of the task's
+  sessions or process groups: children forked since the last sample (the command's own session
+  catches most of them);
+* every process that carries the run's token in its environment (``TOKEN_ENV``, given to the
+  command and inherited by every descendant that keeps its environment, the way Jenkins marks a
+  build's processes): found even after a setsid and an orphaning;
+* every descendant of those (from one snapshot of /proc taken before the round's kills, while
   orphans are still linked to their parents).
 
 Why a process, and this one: ``PR_SET_PDEATHSIG`` reaches only the direct child (not a setsid
 grandchild), needs ``preexec_fn`` (which forces the slow fork path) and fires when the spawning
-*thread* exits; a thread dies with the driver. The watchdog is in a process group of its own (a
-signal to the driver's group, Ctrl-C included, does not reach it), ignores the signals that stop
-the driver, holds no console, and is no part of the task's tree (see ``proctree.task_tree``). It
-is forked by the scraper's process (so the driver forks once per run) and costs no CPU while the
-driver lives.
+*thread* exits; a thread dies with the driver. The watchdog is a POSIX shell script: started
+with vfork and exec it costs the driver about 1 ms (a fork of the driver would cost it ~20 ms of
+copy-on-write faults on these VMs, a Python interpreter ~10 ms of CPU), then blocks in ``read``.
+It is in a process group of its own (a signal to the driver's group, Ctrl-C included, does not
+reach it), ignores the signals that stop the driver, holds no console, and is no part of the
+task's tree (see ``proctree.task_tree``).
 """
 
 from __future__ import annotations
 
 import os
-import time
-from typing import Callable, Iterable
+from typing import Iterable
 
 from driver import proctree
 
 BYE = b"bye\n"
 TOKEN_ENV = "BENCH_DRIVER_RUN_TOKEN"  # in the command's environment: the run's processes carry it
-WATCHDOG_NICE = 19
-KILL_ROUNDS = 20
-ROUND_PAUSE_S = 0.02
 _PIDS_PER_MESSAGE = 400  # under PIPE_BUF (4 KiB): a write from either thread stays whole
+
+#: The watchdog itself (POSIX sh, no subshell while the driver lives). $1: NAME=VALUE of the
+#: run's token; $2 $3: the driver's session and process group (never killed). stdin: lines of
+#: task pids, "h PID" for a helper of the driver, "bye". Fields of /proc/PID/stat after the
+#: command's name: $1 state, $2 ppid, $3 pgrp, $4 session, ${20} start time.
+SCRIPT = r"""
+trap '' INT TERM HUP QUIT USR1 USR2
+mark="$1" spare=" $2 $3 $$ " known=" " groups=" " sessions=" "
+learn() {  # $1: pid; $2: kin (its group and session are the task's too) or helper
+    read -r st < "/proc/$1/stat" 2>/dev/null || return 0
+    p=$1 kin=$2
+    set -- ${st##*) }
+    known="$known$p:${20} "
+    [ "$kin" = kin ] || return 0
+    case "$spare$groups" in *" $3 "*) ;; *) groups="$groups$3 " ;; esac
+    case "$spare$sessions" in *" $4 "*) ;; *) sessions="$sessions$4 " ;; esac
+}
+while IFS= read -r line; do
+    case $line in
+        bye) exit 0 ;;
+        "h "*) learn "${line#h }" helper ;;
+        *) for p in $line; do learn "$p" kin; done ;;
+    esac
+done
+read -r st < /proc/$$/stat; set -- ${st##*) }; since=${20}
+victims() {  # the live processes of the run now, from one snapshot of /proc
+    snap=
+    for f in /proc/[0-9]*/stat; do
+        read -r st < "$f" 2>/dev/null || continue
+        p=${f#/proc/}; p=${p%/stat}; set -- ${st##*) }
+        [ "$1" = Z ] || snap="$snap $p:$2:$3:$4:${20}"
+    done
+    found=" $(grep -l -z -x -F "$mark" /proc/[0-9]*/environ 2>/dev/null |
+              sed 's,^/proc/,,; s,/environ$,,' | tr '\n' ' ')"
+    for e in $snap; do
+        IFS=:; set -- $e; IFS=' '
+        case "$known" in *" $1:$5 "*) found="$found$1 "; continue ;; esac
+        [ "$5" -ge "$since" ] || continue
+        case "$groups$sessions" in *" $3 "*|*" $4 "*) found="$found$1 " ;; esac
+    done
+    grown=1
+    while [ $grown = 1 ]; do  # and their descendants, to the last generation
+        grown=0
+        for e in $snap; do
+            IFS=:; set -- $e; IFS=' '
+            case "$found" in *" $1 "*) continue ;; *" $2 "*) found="$found$1 " grown=1 ;; esac
+        done
+    done
+    for p in $found; do case "$spare" in *" $p "*) ;; *) echo "$p" ;; esac; done
+}
+round=0
+while [ $round -lt 20 ]; do
+    round=$((round + 1))
+    v=$(victims)
+    [ -n "$v" ] || exit 0
+    for g in $groups; do kill -9 -- "-$g" 2>/dev/null; done
+    kill -9 $v 2>/dev/null
+    sleep 0.02 2>/dev/null || sleep 1
+done
+"""
 
 
 class Watchdog:
-    """The driver's side: tell it the task's processes; release it when the tree is reaped.
+    """The driver's side: tell it the task's processes; release it when the tree is reaped."""
 
-    It is forked by the driver's first helper (the scraper's process), so that the driver itself
-    forks once: make it (the pipe) first, :meth:`launch` it in that helper, then call
-    :meth:`launched` in the driver.
-    """
-
-    def __init__(self, token: str) -> None:
-        """*token* is the value of ``TOKEN_ENV`` in the command's environment."""
-        self.read_fd, write_fd = os.pipe()  # both close-on-exec: the task never holds them
-        self._fd: int | None = write_fd
+    def __init__(self, pid: int, fd: int) -> None:
+        self.pid = pid
+        self._fd: int | None = fd
         self._told: set[int] = set()
-        self._spared = {os.getsid(0), os.getpgrp()}
-        self._mark = f"\0{TOKEN_ENV}={token}\0".encode()
 
-    def launch(self) -> int:
-        """In the first helper, forked before the command: fork the watchdog from there (its
-        pid is returned). That helper is one it kills if the driver dies (a scraper stuck in a
-        regex never notices); its start time is the run's (the task's processes start after)."""
-        helper = os.getpid()
-        found = proctree.stat(helper)
-        since = found.start_ticks if found else 0
-        pid = proctree.fork_helper(
-            lambda: _watch(self.read_fd, self._spared, self._mark, since, [helper]),
-            keep_fds=(self.read_fd,))
-        os.close(self.read_fd)
-        return pid
-
-    def launched(self) -> None:
-        """In the driver, once the first helper is forked: keep only the pipe's write end."""
-        os.close(self.read_fd)
-        if self._fd is not None:
-            os.set_blocking(self._fd, False)  # a stopped watchdog must never stall the driver
+    @classmethod
+    def start(cls, token: str) -> Watchdog:
+        """Start the watchdog, before the command. *token* is the value of ``TOKEN_ENV`` in the
+        command's environment."""
+        read_fd, write_fd = os.pipe()  # both close-on-exec: the task never holds them
+        argv = ["/bin/sh", "-c", SCRIPT, "bench-driver-watchdog", f"{TOKEN_ENV}={token}",
+                str(os.getsid(0)), str(os.getpgrp())]
+        try:
+            pid = proctree.spawn_helper(argv, stdin=read_fd, own_group=True)
+        finally:
+            os.close(read_fd)
+        os.set_blocking(write_fd, False)  # a stopped watchdog must never stall the driver
+        return cls(pid, write_fd)
 
     def tell(self, pids: Iterable[int]) -> None:
         """Tell the watchdog of these processes of the task (those it was not told before)."""
@@ -85,6 +130,11 @@ class Watchdog:
         self._told.update(new)
         for i in range(0, len(new), _PIDS_PER_MESSAGE):
             self._send(" ".join(map(str, new[i : i + _PIDS_PER_MESSAGE])).encode() + b"\n")
+
+    def tell_helper(self, pid: int) -> None:
+        """Tell the watchdog of a helper of the driver: killed with the tree if the driver dies
+        (a scraper stuck in a regex never notices), its group and session spared."""
+        self._send(b"h %d\n" % pid)
 
     def release(self) -> None:
         """The tree is reaped: say goodbye (the watchdog exits without killing anything)."""
@@ -101,88 +151,3 @@ class Watchdog:
             os.write(self._fd, message)
         except (BlockingIOError, BrokenPipeError):
             pass  # a stopped or killed watchdog: nothing to tell it
-
-
-def _watch(fd: int, spared: set[int], mark: bytes, since: int, helpers: list[int]) -> None:
-    """The watchdog's whole life: learn the tree until goodbye, or kill it on EOF."""
-    os.setpgid(0, 0)  # a group of its own: a signal to the driver's group does not reach it
-    os.nice(WATCHDOG_NICE)  # it mostly sleeps; it must never compete with the run for the CPU
-    known = _KnownTree(spared | {os.getpid()}, mark, since)
-    known.learn(helpers, kin=False)
-    pending = b""
-    while True:
-        data = os.read(fd, 1 << 16)
-        if not data:  # the driver is gone and did not say goodbye
-            known.kill_all()
-            return
-        pending += data
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if line + b"\n" == BYE:
-                return
-            known.learn(int(p) for p in line.split())
-
-
-class _KnownTree:
-    """What the watchdog knows of the task: processes (with start times), groups, sessions."""
-
-    def __init__(self, spared: set[int], mark: bytes, since: int) -> None:
-        self.spared = spared  # the driver's session and group, and the watchdog itself
-        self.mark = mark  # NUL TOKEN_ENV=token NUL, as it is in /proc/PID/environ
-        self.since = since  # the run's start: the task's processes all start after it
-        self.started: dict[int, int] = {}
-        self.groups: set[int] = set()
-        self.sessions: set[int] = set()
-
-    def learn(self, pids: Iterable[int], kin: bool = True) -> None:
-        """Note these processes; with *kin*, their groups and sessions are the task's too."""
-        for pid in pids:
-            found = proctree.stat(pid)
-            if found is None or pid in self.started:
-                continue
-            self.started[pid] = found.start_ticks
-            if kin:
-                self.groups.update({found.pgrp} - self.spared)
-                self.sessions.update({found.session} - self.spared)
-
-    def kill_all(self) -> None:
-        """SIGKILL the tree in rounds, until a round finds nothing of it alive."""
-        for _ in range(KILL_ROUNDS):
-            victims = self.victims()
-            if not victims:
-                return
-            for group in self.groups:
-                _sigkill(os.killpg, group)
-            for pid in victims:
-                _sigkill(os.kill, pid)
-            time.sleep(ROUND_PAUSE_S)
-
-    def victims(self) -> set[int]:
-        """The live processes of the task now, from one snapshot of /proc."""
-        snapshot = {pid: s for pid in proctree.all_pids() if (s := proctree.stat(pid))}
-        found = {pid for pid, s in snapshot.items() if self._ours(pid, s)}
-        children: dict[int, list[int]] = {}
-        for pid, s in snapshot.items():
-            children.setdefault(s.ppid, []).append(pid)
-        frontier = list(found)
-        while frontier:
-            frontier = [c for p in frontier for c in children.get(p, ()) if c not in found]
-            found.update(frontier)
-        return {pid for pid in found - self.spared if snapshot[pid].state != "Z"}
-
-    def _ours(self, pid: int, s: proctree.ProcessStat) -> bool:
-        if self.started.get(pid) == s.start_ticks:
-            return True
-        if s.start_ticks < self.since:
-            return False  # older than the run: not the task's, whatever its group or session
-        return s.session in self.sessions or s.pgrp in self.groups or self._marked(pid)
-
-    def _marked(self, pid: int) -> bool:
-        return self.mark in b"\0" + (proctree.environ(pid) or b"") + b"\0"
-
-
-def _sigkill(kill: Callable[[int, int], None], target: int) -> None:
-    try:
-        kill(target, proctree.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass

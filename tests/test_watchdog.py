@@ -13,18 +13,8 @@ from driver.watchdog import TOKEN_ENV, Watchdog
 
 
 def start_watchdog(token: str) -> tuple[Watchdog, int]:
-    """Launch a watchdog from a helper, as the runner does from the scraper's process; return it
-    and its pid."""
-    watchdog = Watchdog(token)
-    read_fd, write_fd = os.pipe()
-    launcher = proctree.fork_helper(lambda: os.write(write_fd, b"%d" % watchdog.launch()),
-                                    keep_fds=(watchdog.read_fd, write_fd))
-    watchdog.launched()
-    os.close(write_fd)
-    pid = int(os.read(read_fd, 64))
-    os.close(read_fd)
-    proctree.reap_helper(launcher, 5.0)  # the launcher leaves; the watchdog lives on
-    return watchdog, pid
+    watchdog = Watchdog.start(token)
+    return watchdog, watchdog.pid
 
 
 def sleeper(env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
