@@ -150,3 +150,16 @@ def test_a_stuck_scraper_loses_only_the_line_it_is_stuck_on(tmp_path: Path, monk
     assert outcome.scrape.skipped_lines == (len("value: 1\n"),)
     assert outcome.scrape.stopped is None and outcome.exit_code == 0
     assert "line at byte 9 was not scraped" in outcome.notes[0]
+
+
+def test_a_scraper_the_scraping_process_cannot_build_is_reported(tmp_path: Path):
+    class Local(Scraper):  # not importable by name from another interpreter
+        pass
+
+    request = RunRequest(command="echo value: 1", cwd=tmp_path, log_path=tmp_path / "output.log",
+                         echo="off")
+    outcome = run_command(request, Local([VALUE]), [])
+    assert outcome.exit_code == 0
+    assert outcome.scrape.stopped is not None
+    assert outcome.scrape.stopped.startswith("the scraper failed: cannot build the scraper: ")
+    assert (tmp_path / "output.log").read_bytes() == b"value: 1\n"
