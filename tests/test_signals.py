@@ -107,19 +107,23 @@ def test_the_workload_dies_with_a_sigkilled_driver(tmp_path, write_config):
     assert gone(pids, 10), "the task's tree outlived the SIGKILLed driver"
 
 
+def signalling_plugin(cwd: Path, hook: str, code: str) -> None:
+    """The task ``print`` (printing ``value: 3``) and a drop-in plugin whose *hook* returns
+    what *code* (after ``import os, signal``) defines as ``it``."""
+    (cwd / "log.txt").write_text("value: 3\n")
+    (cwd / "plugins").mkdir()
+    (cwd / "plugins" / "signalling.py").write_text(
+        "import os, signal\nfrom driver.hookspecs import hookimpl\n" + code +
+        f"\n@hookimpl\ndef {hook}():\n    return {{'signalling': it}}\n")
+
+
 def test_a_late_signal_still_leaves_complete_results(tmp_path, write_config, cli):
     write_config(PRINT)
-    (tmp_path / "log.txt").write_text("value: 3\n")
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "late_signal.py").write_text(
-        "import os, signal\n"
-        "from driver.hookspecs import hookimpl\n"
+    signalling_plugin(tmp_path, "bench_driver_register_reporters", (
         "class Late:\n"
         "    def report(self, record, settings):\n"
         "        os.kill(os.getpid(), signal.SIGTERM)  # while the driver reports\n"
-        "@hookimpl\n"
-        "def bench_driver_register_reporters():\n"
-        "    return {'a_late_signal': Late()}\n")
+        "it = Late()"))
     run = cli("--task-name", "print", timeout=60)
     assert run.returncode >= 0, "the late SIGTERM killed the driver"
     assert run.result["print.value"] == 3.0 and run.record["status"] == "ok"
@@ -127,16 +131,9 @@ def test_a_late_signal_still_leaves_complete_results(tmp_path, write_config, cli
 
 def test_a_signal_during_start_up_starts_nothing_and_records_it(tmp_path, write_config, cli):
     write_config(PRINT)
-    (tmp_path / "log.txt").write_text("value: 3\n")
-    (tmp_path / "plugins").mkdir()
-    (tmp_path / "plugins" / "early_signal.py").write_text(
-        "import os, signal\n"
-        "from driver.hookspecs import hookimpl\n"
-        "def factory(settings):\n"
-        "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the run is being set up\n"
-        "@hookimpl\n"
-        "def bench_driver_register_samplers():\n"
-        "    return {'early_signal': factory}\n")
+    signalling_plugin(tmp_path, "bench_driver_register_samplers", (
+        "def it(settings):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while the run is being set up"))
     run = cli("--task-name", "print", timeout=60)
     assert run.returncode == 130, run.stderr
     assert "Traceback" not in run.stderr and not (tmp_path / "started").exists()
