@@ -11,8 +11,8 @@ copy-on-write faults and is unsafe once the driver has threads.
 * parent -> child, the *wake* pipe: the pump writes one byte each time it moved output into the
   log (never blocking: a full pipe already says "wake up"); EOF says the output has ended and
   the log is complete (or that the driver died: the child then finishes and exits).
-* the child reads the log in place (a memory map of the page cache the pump just filled) and
-  scrapes whole lines in blocks of at most ``BLOCK_BYTES``;
+* the child (driver.scrape_child) reads the log in place (a memory map of the page cache the
+  pump just filled) and scrapes whole lines in blocks of at most ``BLOCK_BYTES``;
 * child -> parent, the *results* pipe: after each block, one framed message (``marshal``: built
   in, nothing to import; ``pickle`` for what marshal cannot carry) with what the block added to
   each metric's :class:`~driver.scrape.MetricMatches`, how far the scrape got, and whether the
@@ -21,17 +21,14 @@ copy-on-write faults and is unsafe once the driver has threads.
 A child that spends a few seconds of CPU time with work and no news is stuck
 (:meth:`ScrapeProcess.check`; one starved of CPU by a loaded machine is not). It is killed, and
 a new one scrapes the stuck block line by line, with news after each line; when that one sticks
-too, the line it is on is skipped and a third one goes on after it. So a line that
-stalls the patterns costs that line's values and nothing else, and the run's record names it
+too, the line it is on is skipped and a third one goes on after it. So a line that stalls the
+patterns costs that line's values and nothing else, and the run's record names it
 (:class:`ScrapeEnd`).
 """
 
 from __future__ import annotations
 
-import marshal
-import mmap
 import os
-import select
 import signal
 import sys
 import threading
@@ -40,19 +37,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from driver import proctree
-from driver.scrape import MAX_LINE_BYTES, Scraper
-from driver.scrape_deltas import Deltas, merge
+from driver.scrape import Scraper
+from driver.scrape_child import BLOCK_BYTES, HEADER_BYTES, IDLE, LAST, decode, encode, write_all
+from driver.scrape_deltas import merge
 
-BLOCK_BYTES = 1 << 20
 MAX_SKIPPED_LINES = 10  # then the patterns are hopeless on this log: scraping stops
 CHILD_EXIT_S = 0.5  # a child that sent its last message (or was killed) exits within this
-COALESCE_S = 0.02  # a child woken with less than a block to scrape waits this long for more
-_HEADER_BYTES = 8
-BUSY, IDLE, LAST = "busy", "idle", "last"  # what a child says it is doing after a message
 
 #: The child's whole program: the driver's package is found at argv[1] (no site: -S).
 _CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
-               "from driver.scrape_process import child_main; child_main(sys.argv[2:])")
+               "from driver.scrape_child import child_main; child_main(sys.argv[2:])")
 _DRIVER_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -95,7 +89,7 @@ class _Child:
                 *map(str, fds), *map(str, map(int, plan))]
         try:
             self.pid = proctree.spawn_helper(argv, stdin=spec_read, pass_fds=fds)
-            _write_all(spec_write, _encode(_spec(scraper)))
+            write_all(spec_write, encode(_spec(scraper)))
         finally:
             for fd in (spec_read, spec_write, wake_read, results_write):
                 os.close(fd)
@@ -133,12 +127,12 @@ class _Child:
             self.pending += data
         out, used = [], 0
         with memoryview(self.pending) as view:  # decoded in place, then dropped at once
-            while len(view) - used >= _HEADER_BYTES:
-                size = int.from_bytes(view[used : used + _HEADER_BYTES], "little")
-                if len(view) - used < _HEADER_BYTES + size:
+            while len(view) - used >= HEADER_BYTES:
+                size = int.from_bytes(view[used : used + HEADER_BYTES], "little")
+                if len(view) - used < HEADER_BYTES + size:
                     break
-                out.append(_decode(view[used + _HEADER_BYTES : used + _HEADER_BYTES + size]))
-                used += _HEADER_BYTES + size
+                out.append(decode(view[used + HEADER_BYTES : used + HEADER_BYTES + size]))
+                used += HEADER_BYTES + size
         del self.pending[:used]
         return out, closed
 
@@ -311,170 +305,3 @@ def _spec(scraper: Scraper) -> dict[str, Any]:
     cls = type(scraper)
     return {"path": list(sys.path), "module": cls.__module__, "class": cls.__qualname__,
             "metrics": [dataclasses.asdict(m) for m in scraper.metrics]}
-
-
-def child_main(argv: Sequence[str]) -> None:
-    """The scraping child's program (``python -S -E -c ...``): the scraper's spec on stdin;
-    *argv*: the log, wake and results descriptors, then the plan (start, lines_until, skip)."""
-    for sig in proctree.STOP_SIGNALS:  # the driver decides when this process ends
-        signal.signal(sig, signal.SIG_IGN)
-    log_fd, wake_fd, out_fd, start, lines_until, skip = map(int, argv)
-    with os.fdopen(0, "rb") as stdin:
-        spec = _decode(memoryview(stdin.read()))
-    sys.path[1:] = spec["path"]  # the driver's own path ([0]) first, then the driver's
-    import importlib
-
-    from driver.config import MetricSpec
-
-    owner: Any = importlib.import_module(spec["module"])
-    for part in spec["class"].split("."):
-        owner = getattr(owner, part)
-    scraper = owner([MetricSpec(**m) for m in spec["metrics"]])
-    _follow(scraper, log_fd, wake_fd, out_fd, start, lines_until, bool(skip))
-    os._exit(0)  # everything is sent: no interpreter teardown for the driver to wait on
-
-
-def _follow(scraper: Scraper, log_fd: int, wake_fd: int, out_fd: int, start: int,
-            lines_until: int, skip_first_line: bool) -> None:
-    """A child's whole life: scrape blocks as the log grows; the rest once the output ends."""
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # a vanished driver ends the child
-    follower = _Follower(_LogScanner(log_fd, scraper, start, lines_until), wake_fd, out_fd)
-    try:
-        if skip_first_line:
-            follower.scanner.skip_line(follower.size())
-        follower.run()
-    except Exception as exc:  # a scraper bug: the values before this block are kept
-        follower.send(None, LAST, f"{type(exc).__name__}: {exc}")
-
-
-class _Follower:
-    """The child's loop: scrape what the log holds, say so, wait for the pump's next poke."""
-
-    def __init__(self, scanner: _LogScanner, wake_fd: int, out_fd: int) -> None:
-        self.scanner = scanner
-        self.deltas = Deltas(scanner.scraper.found)
-        self.wake_fd, self.out_fd = wake_fd, out_fd
-        self.pokes = 0  # bytes read from the wake pipe: the driver knows how many it wrote
-        self.ended = False
-
-    def run(self) -> None:
-        while True:
-            while self.scanner.scan_next(self.size()):
-                self.send(self.deltas.take(), BUSY)
-            if self.ended:
-                break
-            self.send({}, IDLE)
-            self.wait_for_output()
-        self.scanner.scan_tail(self.size())
-        self.send(self.deltas.take(), LAST)
-
-    def wait_for_output(self) -> None:
-        """Block until the pump pokes; then, while less than a block is new, gather pokes for
-        up to COALESCE_S (a fast command's output is scraped in large blocks, not chunk by
-        chunk: fewer scans and messages)."""
-        self._read_pokes(None)
-        deadline = time.monotonic() + COALESCE_S
-        while not self.ended and self.size() - self.scanner.scanned < BLOCK_BYTES:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            self._read_pokes(left)
-
-    def _read_pokes(self, timeout_s: float | None) -> None:
-        if timeout_s is not None and not select.select([self.wake_fd], [], [], timeout_s)[0]:
-            return
-        read = len(os.read(self.wake_fd, 1 << 16))
-        self.pokes += read
-        self.ended = not read
-
-    def size(self) -> int:
-        return os.fstat(self.scanner.fd).st_size
-
-    def send(self, deltas: dict[str, Any] | None, state: str, error: str | None = None) -> None:
-        _send(self.out_fd, (self.scanner.scanned, deltas, state, self.pokes, error))
-
-
-def _send(fd: int, message: tuple[Any, ...]) -> None:
-    data = _encode(message)
-    _write_all(fd, len(data).to_bytes(_HEADER_BYTES, "little") + data)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _encode(message: Any) -> bytes:
-    try:
-        return b"m" + marshal.dumps(message)
-    except ValueError:  # a MetricMatches field of a type marshal does not know
-        import pickle
-
-        return b"p" + pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def _decode(data: memoryview) -> Any:
-    if data[:1] == b"m":
-        return marshal.loads(data[1:])  # type: ignore[no-any-return]
-    import pickle
-
-    return pickle.loads(data[1:])  # type: ignore[no-any-return]
-
-
-class _LogScanner:
-    """Scrapes the log's whole lines in place, from memory maps of the part not yet scanned:
-    blocks of up to ``BLOCK_BYTES``, or one line at a time below ``lines_until``."""
-
-    def __init__(self, fd: int, scraper: Scraper, start: int, lines_until: int) -> None:
-        self.fd = fd
-        self.scraper = scraper
-        self.scanned = start
-        self.lines_until = lines_until
-
-    def scan_next(self, size: int) -> bool:
-        """Scrape the next block (or line) of whole lines below *size*; False if none yet."""
-        start = self.scanned
-        if size <= start:
-            return False
-        base = start - start % mmap.ALLOCATIONGRANULARITY
-        end = min(size, start + BLOCK_BYTES)
-        view = mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base)
-        try:
-            nl = view.find if start < self.lines_until else view.rfind
-            cut = nl(b"\n", start - base) + 1
-            if cut == 0 and end < size:  # a line longer than a block: map up to its end
-                view.close()
-                end = min(size, start + MAX_LINE_BYTES)
-                view = mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base)
-                cut = view.find(b"\n", start - base) + 1
-            if cut == 0:
-                if end - start < MAX_LINE_BYTES:
-                    return False  # the line is not finished yet
-                cut = end - base  # one gigantic "line": scraped in pieces
-            self.scraper.scan_lines(view, start - base, cut)
-        finally:
-            view.close()
-        self.scanned = base + cut
-        return True
-
-    def skip_line(self, size: int) -> None:
-        """Step over the line that starts here (the patterns stalled on it)."""
-        end = min(size, self.scanned + MAX_LINE_BYTES)
-        if end <= self.scanned:
-            return
-        base = self.scanned - self.scanned % mmap.ALLOCATIONGRANULARITY
-        with mmap.mmap(self.fd, end - base, access=mmap.ACCESS_READ, offset=base) as view:
-            cut = view.find(b"\n", self.scanned - base) + 1 or end - base
-        self.scanned = base + cut
-
-    def scan_tail(self, size: int) -> None:
-        """Scrape the last line, even without its newline (the output has ended)."""
-        if self.scanned < size:
-            base = self.scanned - self.scanned % mmap.ALLOCATIONGRANULARITY
-            self._scan(base, self.scanned - base, size - base)
-
-    def _scan(self, base: int, start: int, cut: int) -> None:
-        with mmap.mmap(self.fd, cut, access=mmap.ACCESS_READ, offset=base) as view:
-            self.scraper.scan_lines(view, start, cut)
-        self.scanned = base + cut

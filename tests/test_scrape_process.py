@@ -1,4 +1,5 @@
-"""driver.scrape_process and driver.scrape_deltas: the scraper's own process, on real files."""
+"""driver.scrape_process, driver.scrape_child and driver.scrape_deltas: the scraper's own
+process, on real files."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import driver.scrape_process as scrape_process
+import driver.scrape_child as scrape_child
 from driver.config import MetricSpec
 from driver.scrape import Scraper
+from driver.scrape_child import _LogScanner, decode, encode
 from driver.scrape_deltas import Deltas, merge
-from driver.scrape_process import ScrapeProcess, _decode, _encode, _LogScanner
+from driver.scrape_process import ScrapeProcess
 
 VALUE = MetricSpec("v", r"v=(\d+)", "last")
 Point = collections.namedtuple("Point", "x y")
@@ -46,8 +48,8 @@ def test_deltas_send_new_items_and_increases_and_merge_adds_them():
 def test_messages_travel_as_marshal_or_pickle_when_marshal_cannot():
     plain = (5, {"v": {"values": [1.5], "matches": 1}}, "busy", 2, None)
     odd = (5, {"v": {"last": Point(1, 2)}}, "last", 2, None)
-    assert _encode(plain)[:1] == b"m" and _decode(memoryview(_encode(plain))) == plain
-    assert _encode(odd)[:1] == b"p" and _decode(memoryview(_encode(odd))) == odd
+    assert encode(plain)[:1] == b"m" and decode(memoryview(encode(plain))) == plain
+    assert encode(odd)[:1] == b"p" and decode(memoryview(encode(odd))) == odd
 
 
 def scan_all(path: Path, scanner_start: int = 0, lines_until: int = -1) -> tuple[Scraper, int]:
@@ -65,7 +67,7 @@ def scan_all(path: Path, scanner_start: int = 0, lines_until: int = -1) -> tuple
 
 
 def test_scanner_goes_block_by_block_and_ends_with_the_unfinished_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(scrape_process, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(scrape_child, "BLOCK_BYTES", 4096)
     log = tmp_path / "log"
     log.write_bytes(b"".join(b"v=%d\n" % i for i in range(5000)) + b"v=77")
     scraper, steps = scan_all(log)
@@ -74,7 +76,7 @@ def test_scanner_goes_block_by_block_and_ends_with_the_unfinished_line(tmp_path,
 
 
 def test_scanner_finds_the_end_of_a_line_longer_than_a_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(scrape_process, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(scrape_child, "BLOCK_BYTES", 4096)
     log = tmp_path / "log"
     log.write_bytes(b"v=1\n" + b"x" * 20000 + b" v=2\nv=3\n")
     scraper, _ = scan_all(log)
@@ -82,8 +84,8 @@ def test_scanner_finds_the_end_of_a_line_longer_than_a_block(tmp_path, monkeypat
 
 
 def test_scanner_cuts_a_gigantic_line_in_pieces(tmp_path, monkeypatch):
-    monkeypatch.setattr(scrape_process, "BLOCK_BYTES", 4096)
-    monkeypatch.setattr(scrape_process, "MAX_LINE_BYTES", 10000)
+    monkeypatch.setattr(scrape_child, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(scrape_child, "MAX_LINE_BYTES", 10000)
     log = tmp_path / "log"
     log.write_bytes(b"v=1 " + b"x" * 25000 + b" v=2\nv=3\n")
     scraper, _ = scan_all(log)
