@@ -10,6 +10,8 @@ timed as a whole process, medians of ``--repeat`` interleaved runs, with its std
 * a pseudo-terminal read as fast as this script can (the timed echo; a pty moves only ~100 MB/s,
   so most of a fast log is skipped there, with a note of how many bytes: counted here);
 
+with the driver's peak RSS (``--size-mb 1000``: flat on a 1 GB log);
+
 and, for context, ``cat LOG > FILE`` and ``cat LOG | tee FILE > FILE2`` (the old way of keeping a
 log beside the console) and ``LC_ALL=C grep -E -o PATTERN LOG > FILE``.
 Prints ``RATIO console_echo`` = driver with stdout to a file / driver ``--quiet`` (target at
@@ -61,8 +63,13 @@ def shell(work: Path, command: str) -> Timing:
     return done.wall_s, done.cpu_s
 
 
+PEAK_RSS_KIB: dict[str, int] = {}  # per driver cell: wait4 of the driver (and its reaped helpers)
+
+
 def driver_run(argv: list[str], work: Path, stdout_path: Path | None = None) -> Timing:
     done = run_timed(argv, work, driver_env(), stdout_path)
+    label = "stdout to a file" if stdout_path else "--quiet"
+    PEAK_RSS_KIB[label] = max(PEAK_RSS_KIB.get(label, 0), done.maxrss_kib)
     return done.wall_s, done.cpu_s
 
 
@@ -160,6 +167,8 @@ def main() -> None:
         wall, cpu = median(values), median(cpus[label])
         print(f"  {label:<40} {wall:7.3f} ({spread(values)}) {size_mb / wall:6.0f} MB/s "
               f"{wall / quiet:5.2f}x   CPU {cpu:6.3f} {cpu / quiet_cpu:5.2f}x")
+    print("  driver peak RSS (wait4: the driver and its reaped helpers): " + ", ".join(
+        f"{label} {kib / 1024:.1f} MiB" for label, kib in PEAK_RSS_KIB.items()))
     print(f"  the pty was sent {size_mb - median(skipped) / 1e6:.1f} MB and skipped "
           f"{median(skipped) / 1e6:.1f} MB (median), with a note")
     ratio = median(walls["driver, stdout to a file"]) / quiet
