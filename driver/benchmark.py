@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -26,7 +27,8 @@ from driver.reduce import MetricResult, ReduceContext, reduce_metrics, workers_f
 from driver.report import ReportSettings, publish
 from driver.results import RunRecord
 from driver.output import ECHO_PLAIN
-from driver.runner import DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, run_command, utc_now
+from driver.runner import (DEFAULT_KILL_GRACE_S, RunOutcome, RunRequest, StopRequests,
+                           run_command, utc_now)
 from driver.sampling import DEFAULT_INTERVAL_S, Sampler, SamplerSummary, SamplingSettings
 from driver.scrape import Scraper
 
@@ -104,7 +106,16 @@ def new_run_dir(runs_dir: Path, task_name: str) -> Path:
 
 def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunRecord:
     """Run *task* once and report it. Bad input raises before the command starts; after that,
-    every failure is recorded and the record is always finalised."""
+    every failure is recorded and the record is always finalised.
+
+    The stop signals are handled until the record and the flat result are written: a late
+    signal never interrupts a write (the run stops at once if one came before it started)."""
+    with StopRequests().installed() as stop:
+        return _run_benchmark(task, options, plugins, stop)
+
+
+def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
+                   stop: StopRequests) -> RunRecord:
     gpu_plan = plan_gpus(task, options)
     settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, gpu_plan.devices,
                                 options.cli)
@@ -132,7 +143,7 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
     )
     scraper = Scraper(task.metrics)
     try:
-        outcome = run_command(request, scraper, samplers)
+        outcome = run_command(request, scraper, samplers, stop=stop)
     except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
         _save(replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
             f"bench-driver failed during the run: {type(exc).__name__}: {exc}",)), run_dir)
@@ -141,9 +152,20 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
                              ReduceContext(workers_for(task, options.environ)))
     record = _save(_finish(base, task, outcome, metrics, samplers, request), run_dir)
     failures = publish(plugins, "report", record, options.report)
-    if failures:
-        record = _save(_with_errors(record, failures), run_dir)
+    late = stop.received if outcome.interrupted_by is None else None
+    if failures or late:
+        record = _save(_late_signal(_with_errors(record, failures), late), run_dir)
     return record
+
+
+def _late_signal(record: RunRecord, late: str | None) -> RunRecord:
+    """A stop signal that came after the command ended: the results are complete, but the
+    exit code still says the user asked to stop (and a set stops after this run)."""
+    if late is None:
+        return record
+    return replace(record, signal=late, errors=record.errors + (
+        f"{late} arrived after the command had ended, while the results were written: they "
+        f"are complete",))
 
 
 def _save(record: RunRecord, run_dir: Path) -> RunRecord:
@@ -222,7 +244,7 @@ def _finish(
     request: RunRequest,
 ) -> RunRecord:
     summaries = [(s.name, s.summary(outcome.exit)) for s in samplers]
-    errors = list(outcome.sampler_errors)
+    errors = list(outcome.sampler_errors) + list(outcome.notes)
     for _, summary in summaries:
         errors.extend(summary.errors)
     status, why = _status(outcome, request)
@@ -241,12 +263,16 @@ def _finish(
     resource: dict[str, float] = {}
     for _, summary in summaries:
         resource.update(summary.metrics)
+    if outcome.console_skipped_bytes:
+        errors.append(f"the console could not keep up: {outcome.console_skipped_bytes} bytes of "
+                      f"output were not echoed (output.log has every byte)")
+    storage = base.storage_errors + outcome.storage_errors
     return replace(
         base, status=status, exit_code=outcome.exit_code, ended_at=outcome.ended_at,
         started_at=outcome.started_at, duration_s=outcome.duration_s, metrics=tuple(metrics),
         memory=memory, resource_metrics=resource, errors=tuple(errors),
         signal=outcome.interrupted_by, environment=results.environment(task.cwd),
-        plugin_errors=tuple(plugin_errors),
+        plugin_errors=tuple(plugin_errors), storage_errors=storage,
     )
 
 

@@ -3,25 +3,43 @@
 bench-driver makes itself a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``), so that a
 double-forked grandchild is re-parented to the driver instead of init: it stays in the tree, is
 sampled, killed with the rest, and reaped with ``wait4`` (which gives its exact peak RSS).
+
+The driver's own helper processes (the scraper's process, the watchdog) are its children too, in
+its own session; they are registered in :data:`HELPERS` and are never part of the task's tree.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass
+from typing import NamedTuple, Sequence
+
+from driver import errors
 
 PR_SET_CHILD_SUBREAPER = 36
-_PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024 if hasattr(os, "sysconf") else 4
+_subreaper: bool | None = None
+
+#: Pids of the driver's own helper processes (children of the driver, not of the task).
+HELPERS: set[int] = set()
 
 
 def become_subreaper() -> bool:
     """Make orphaned descendants re-parent to this process. Returns False where unsupported."""
+    global _subreaper
+    if _subreaper is None:  # once per process: the setting lasts, and ctypes costs ~3 ms
+        _subreaper = _prctl_subreaper()
+    return _subreaper
+
+
+def _prctl_subreaper() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
+        import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
@@ -42,6 +60,30 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def task_tree() -> list[int]:
+    """The task's processes: every descendant of this (subreaper) driver but its helpers.
+
+    A helper is a child of the driver in the driver's own session (the command starts a session
+    of its own, which none of its descendants can leave for the driver's): so a helper is left
+    out even in the instant between its fork and its registration in HELPERS.
+    """
+    found: list[int] = []
+    for child in children(os.getpid()):
+        if not is_helper(child):
+            found.append(child)
+            found.extend(descendants(child))
+    return found
+
+
+def is_helper(child: int) -> bool:
+    """Whether this child of the driver is one of its helpers: registered, or in the driver's
+    own session (the watchdog, adopted by the driver once the helper that forked it is gone)."""
+    if child in HELPERS:
+        return True
+    seen = stat(child)
+    return seen is not None and seen.session == os.getsid(0)
 
 
 def descendants(pid: int) -> list[int]:
@@ -65,12 +107,19 @@ class ProcessMemory:
     hwm_kib: int
 
 
+def _proc_file(pid: int, name: str) -> bytes | None:
+    """The contents of /proc/PID/NAME; None if *pid* is gone (or the file unreadable)."""
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
 def memory(pid: int) -> ProcessMemory | None:
     """Read VmRSS and VmHWM of *pid* from /proc/PID/status; None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            text = f.read()
-    except OSError:
+    text = _proc_file(pid, "status")
+    if text is None:
         return None
     return ProcessMemory(_field_kib(text, b"VmRSS:"), _field_kib(text, b"VmHWM:"))
 
@@ -95,12 +144,8 @@ def own_hwm_kib() -> int:
 
 def is_zombie(pid: int) -> bool:
     """True when *pid* has exited and waits to be reaped."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
+    found = stat(pid)
+    return found is not None and found.state == "Z"
 
 
 def signal_tree(pgid: int, pids: list[int], sig: int) -> None:
@@ -118,3 +163,89 @@ def signal_tree(pgid: int, pids: list[int], sig: int) -> None:
 
 
 SIGKILL = getattr(signal, "SIGKILL", 9)
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ProcessStat(NamedTuple):
+    """Who a process is (from /proc/PID/stat): state letter, parent, group, session, start."""
+
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start_ticks: int  # clock ticks after boot: with the pid, it names one process for good
+    cpu_ticks: int  # user + system CPU time so far, in clock ticks (CLOCK_TICKS per second)
+
+
+def stat(pid: int) -> ProcessStat | None:
+    """Read /proc/PID/stat; None if *pid* is gone."""
+    text = _proc_file(pid, "stat")
+    if text is None:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    try:
+        return ProcessStat(fields[0].decode(), int(fields[1]), int(fields[2]), int(fields[3]),
+                           int(fields[19]), int(fields[11]) + int(fields[12]))
+    except (IndexError, ValueError):
+        return None
+
+
+def environ(pid: int) -> bytes | None:
+    """The environment *pid* was started with (NUL-separated), None if it cannot be read."""
+    return _proc_file(pid, "environ")
+
+
+def all_pids() -> list[int]:
+    """Every process id on the machine (that this process can see)."""
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def spawn_helper(argv: Sequence[str], stdin: int, pass_fds: Sequence[int] = (),
+                 own_group: bool = False) -> int:
+    """Start a helper program (never a fork of the driver: on these VMs a fork costs the driver
+    some 20 ms of copy-on-write faults); return its pid, registered in HELPERS.
+
+    It reads *stdin* (a descriptor), keeps *pass_fds*, holds no console (stdout and stderr are
+    /dev/null: it never keeps a pipe of the driver's open), and with *own_group* is in a
+    process group of its own (a signal to the driver's group, Ctrl-C included, misses it).
+    """
+    import subprocess
+
+    proc = subprocess.Popen(list(argv), stdin=stdin, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, pass_fds=tuple(pass_fds),
+                            process_group=0 if own_group else None)
+    proc.returncode = 0  # reaped here (reap_helpers), never by Popen
+    HELPERS.add(proc.pid)
+    return proc.pid
+
+
+def reap_helpers() -> None:
+    """Reap the helpers that have exited (they are never reaped as the task's processes), those
+    the driver adopted included."""
+    adopted = [c for c in children(os.getpid()) if is_zombie(c) and is_helper(c)]
+    for pid in list(HELPERS) + adopted:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            HELPERS.discard(pid)
+
+
+def reap_helper(pid: int, limit_s: float) -> None:
+    """Reap helper *pid*, which was told to leave, waiting up to *limit_s* for it (reaped, its CPU
+    time and peak RSS count in the driver's own ``wait4`` figures, as a benchmark reads them)."""
+    deadline = time.monotonic() + limit_s
+    while pid in HELPERS:
+        reap_helpers()
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(0.0005)
+
+
+#: Signals that ask the driver to stop (driver.errors.STOP_SIGNALS): forwarded to the task,
+#: which is then reaped; each gives the exit code 128 + its number.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in errors.STOP_SIGNALS
+                     if hasattr(signal, name))

@@ -198,9 +198,13 @@ class _Timeline:
     def __init__(self, path: Path | None, columns: list[str]) -> None:
         self.columns = columns
         self._file: IO[str] | None = None
+        self.error: str | None = None  # why the timeline could not be written (a full disk)
         if path is not None:
-            self._file = open(path, "w", encoding="utf-8", buffering=1 << 16)
-            self._file.write(",".join(columns) + "\n")
+            try:
+                self._file = open(path, "w", encoding="utf-8", buffering=1 << 16)
+            except OSError as exc:
+                self._failed(exc)
+        self._write(",".join(columns) + "\n")
         self._pending: list[tuple[int, dict[str, float], list[_Lane]]] = []
 
     def add(self, tick: int, row: dict[str, float], waiting: list[_Lane]) -> None:
@@ -218,12 +222,32 @@ class _Timeline:
             if waiting and not final:
                 return
             self._pending.pop(0)
-            if self._file is not None:
-                self._file.write(",".join(_cell(row.get(c)) for c in self.columns) + "\n")
+            self._write(",".join(_cell(row.get(c)) for c in self.columns) + "\n")
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:  # the last buffered rows could not be written
+                self._file = None
+                self._failed(exc)
+
+    def _write(self, line: str) -> None:
+        if self._file is None:
+            return
+        try:
+            self._file.write(line)
+        except OSError as exc:  # stop writing; the run and the other samplers go on
+            self._failed(exc)
+
+    def _failed(self, exc: OSError) -> None:
+        self.error = self.error or f"writing timeline.csv failed: {exc.strerror or exc}"
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
 
 
 class SamplingThread:
@@ -258,6 +282,12 @@ class SamplingThread:
         return self._errors.messages
 
     @property
+    def timeline_error(self) -> str | None:
+        """Why timeline.csv could not be written (a full disk), once sampling has stopped."""
+        timeline = getattr(self, "_timeline", None)
+        return timeline.error if timeline is not None else None
+
+    @property
     def busy_s(self) -> float:
         """CPU time spent sampling, every sampling thread together: the samplers' own cost."""
         return self._tick_cpu_s + sum(lane.busy_s for lane in self._lanes)
@@ -278,7 +308,7 @@ class SamplingThread:
 
     def _run(self) -> None:
         columns = ["time_s"] + [c for s in self.samplers for c in s.columns]
-        timeline = _Timeline(self.timeline_path, columns)
+        timeline = self._timeline = _Timeline(self.timeline_path, columns)
         try:
             for lane in self._lanes:
                 lane.begin()
@@ -344,8 +374,9 @@ def _cell(value: float | None) -> str:
 
 
 def task_pids() -> list[int]:
-    """The task's processes: every descendant of this (subreaper) driver process.
+    """The task's processes: every descendant of this (subreaper) driver process but the
+    driver's own helpers (see :func:`driver.proctree.task_tree`).
 
     Orphans of the task are re-parented to the driver, so they are found here too.
     """
-    return proctree.descendants(os.getpid())
+    return proctree.task_tree()

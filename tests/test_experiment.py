@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -37,12 +38,12 @@ def log(what):
     with open("runs.log", "a") as f:
         f.write(f"{a.tag} {a.rep} {what}\\n")
 log("start")
-block = a.rep == a.block_at and a.tag == a.block_tag and not os.path.exists("blocked-once")
-if block:
-    open("blocked-once", "w").close()  # before the line the test waits for: no race with it
+blocking = a.rep == a.block_at and a.tag == a.block_tag and not os.path.exists("blocked-once")
+if blocking:
+    open("blocked-once", "w").close()
 print(f"started {a.tag} {a.rep} pid={os.getpid()}", flush=True)
-if block:
-    time.sleep(120)  # the test kills this process
+if blocking:
+    time.sleep(120)  # the test kills the driver (the watchdog then this process)
 while a.rep == a.wait_at and not os.path.exists("release"):
     time.sleep(0.02)
 print(f"speed: {(1000 if a.seed == 4 else 100 + 10 * a.seed) * a.mult}")
@@ -288,7 +289,8 @@ def test_resume_after_sigkill_does_not_rerun_finished_repetitions(toy, cli, tmp_
     line = wait_for_line(first, "started b 0")  # b's repetition 0 hangs (once)
     first.kill()  # SIGKILL: no handler, no cleanup
     first.wait()
-    os.kill(int(line.split("pid=")[1]), signal.SIGKILL)  # the orphaned task
+    with contextlib.suppress(ProcessLookupError):  # the watchdog may have reaped it already
+        os.kill(int(line.split("pid=")[1]), signal.SIGKILL)  # the task, if still there
     assert json.loads((tmp_path / "bench-runs/grid/tag=b/0/record.json").read_text())[
         "status"] == "running"
     second = cli("experiment", "grid")

@@ -314,3 +314,31 @@ def test_markup_in_names_and_log_text_is_printed_literally_on_a_terminal(write_c
     assert proc.wait(timeout=60) == 5, out.decode(errors="replace")  # 'v' never parses
     text = out.decode(errors="replace")
     assert "[/]bold" in text and "MarkupError" not in text and "Traceback" not in text
+
+
+# --- 10. a full disk under --runs-dir -----------------------------------------------------------
+
+
+def test_a_full_runs_dir_is_a_storage_error_and_the_flat_result_is_still_written(
+        write_config, tmp_path):
+    """--runs-dir on a 300 KiB tmpfs (mounted in a user and mount namespace of the test's own:
+    util-linux `unshare`, no root needed) that the task's output fills."""
+    write_config("""
+        [tasks.t]
+        command_to_execute = "{python} -c \\"[print('v=%d ' % i + 'x' * 100) for i in range(20000)]\\""
+        patterns = ['^v=(\\\\d+)']
+        metrics = ['v']
+        compute_method = ['count']
+    """)
+    (tmp_path / "runs").mkdir()
+    script = (f"mount -t tmpfs -o size=300k tmpfs runs && {sys.executable} -m driver "
+              f"--task-name t --runs-dir runs --quiet; code=$?; cp runs/t/*/record.json "
+              f"record-copy.json 2>/dev/null; exit $code")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 9, run.stderr  # not 1, and not the command's own failure
+    assert "Traceback" not in run.stderr
+    assert "writing output.log failed: No space left on device" in run.stderr
+    flat = json.loads((tmp_path / "dlbenchmark_result.json").read_text())
+    assert flat["t.v"] > 0  # what was scraped before the disk filled

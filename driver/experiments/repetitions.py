@@ -65,7 +65,7 @@ def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path
             record = _run_once(task, options, plugins, set_dir / dirname, seed, index)
         runs.append(SetRun.of(kind, index, seed, record, resumed))
         metas.update(record_metas(record))
-        if record.status == results.INTERRUPTED:
+        if record.status == results.INTERRUPTED or record.signal:  # the user asked to stop
             break
     kept = sum(1 for r in runs if r.resumed)
     if kept:
