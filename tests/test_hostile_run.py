@@ -326,7 +326,7 @@ def test_a_full_runs_dir_is_a_storage_error_and_the_flat_result_is_still_written
     write_config("""
         [tasks.t]
         command_to_execute = "{python} -c \\"[print('v=%d ' % i + 'x' * 100) for i in range(20000)]\\""
-        patterns = ['^v=(\\\\d+)']
+        patterns = ['^v=(\\d+)']
         metrics = ['v']
         compute_method = ['count']
     """)
