@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -142,6 +142,7 @@ def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
         timeline_path=run_dir / "timeline.csv", sample_interval_s=options.sample_interval_s,
     )
     scraper = Scraper(task.metrics)
+    environment = _InBackground(results.environment, task.cwd)  # git, host: while the task runs
     try:
         outcome = run_command(request, scraper, samplers, stop=stop)
     except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
@@ -150,7 +151,8 @@ def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
         raise
     metrics = reduce_metrics(task.metrics, scraper.close(), plugins,
                              ReduceContext(workers_for(task, options.environ)))
-    record = _save(_finish(base, task, outcome, metrics, samplers, request), run_dir)
+    record = _save(_finish(base, outcome, metrics, samplers, request, environment.result()),
+                   run_dir)
     failures = publish(plugins, "report", record, options.report)
     late = stop.received if outcome.interrupted_by is None else None
     if failures or late:
@@ -235,13 +237,30 @@ def _samplers(plugins: Plugins, settings: SamplingSettings) -> tuple[list[_Guard
     return found, failed
 
 
+class _InBackground:
+    """``fn(*args)`` on a thread of its own, started now; :meth:`result` waits for it."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value: Any = None
+        self._thread = threading.Thread(target=self._run, args=(fn, *args), daemon=True,
+                                        name="bench-driver-background")
+        self._thread.start()
+
+    def _run(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._value = fn(*args)
+
+    def result(self) -> Any:
+        self._thread.join()
+        return self._value
+
+
 def _finish(
     base: RunRecord,
-    task: TaskSpec,
     outcome: RunOutcome,
     metrics: Sequence[MetricResult],
     samplers: Sequence[_GuardedSampler],
     request: RunRequest,
+    environment: Mapping[str, Any],
 ) -> RunRecord:
     summaries = [(s.name, s.summary(outcome.exit)) for s in samplers]
     errors = list(outcome.sampler_errors) + list(outcome.notes)
@@ -271,7 +290,7 @@ def _finish(
         base, status=status, exit_code=outcome.exit_code, ended_at=outcome.ended_at,
         started_at=outcome.started_at, duration_s=outcome.duration_s, metrics=tuple(metrics),
         memory=memory, resource_metrics=resource, errors=tuple(errors),
-        signal=outcome.interrupted_by, environment=results.environment(task.cwd),
+        signal=outcome.interrupted_by, environment=environment,
         plugin_errors=tuple(plugin_errors), storage_errors=storage,
     )
 

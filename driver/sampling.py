@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import threading
 import time
 from abc import ABC, abstractmethod

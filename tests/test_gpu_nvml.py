@@ -1,4 +1,4 @@
-"""The GPU sampler plugin (plugins/gpu_nvml.py) on the Python test double of the binding and real
+"""The GPU sampler plugin (plugins/gpu_nvml/) on the Python test double of the binding and real
 processes: the sampler's own logic. tests/test_gpu_e2e.py runs it through the real binding."""
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Rules (docs/memory.md has the user's version):
 * Too many GPUs asked for is a :class:`ConfigError` that lists what exists, before anything runs.
 * Without NVML the GPUs are handed over unchecked (the first N of ``CUDA_VISIBLE_DEVICES``, or
   0..N-1) and ``verified`` is False; whether such a run may go ahead is the GPU sampler's call
-  (plugins/gpu_nvml.py refuses it unless GPU sampling is off). Whether a device can be *sampled*
+  (plugins/gpu_nvml/ refuses it unless GPU sampling is off). Whether a device can be *sampled*
   (MIG) is decided there too.
 """
 

@@ -35,7 +35,6 @@ from driver.gpus.nvml import (BYTES_PER_MIB, GPU_IS_LOST, NO_PERMISSION, NOT_SUP
                               error_text, list_gpus, load_nvml, nvml_errors, nvml_session,
                               shutdown)
 from driver.gpus.reader import MEMORY_V2, GpuReader, Memory, implausible
-from driver.hookspecs import hookimpl
 from driver.sampling import RunExit, Sampler, SamplerSummary, SamplingSettings
 
 TASK = "task processes"
@@ -360,16 +359,3 @@ def _target(device: str, found: Sequence[GpuInfo]) -> GpuInfo:
             f"available). Choose a GPU without MIG, turn MIG off (nvidia-smi -i {gpu.index} "
             f"-mig 0, as root), or pass --no-gpu-sampling to run without GPU figures.")
     return gpu
-
-
-@hookimpl
-def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> None:
-    if command == "run":
-        parser.add_argument("--no-gpu-sampling", action="store_true",
-                            help="do not sample GPUs via NVML (GPUs are handed over unchecked "
-                            "where NVML is missing)")
-
-
-@hookimpl
-def bench_driver_register_samplers() -> dict[str, object]:
-    return {"gpu_nvml": make_sampler}
