@@ -86,6 +86,30 @@ def script(name: str) -> str:
     return str(SCRIPTS / name)
 
 
+def install_plugin_distribution(root: Path, dist: str, version: str, module: str,
+                                entry_point: str, code: str) -> Path:
+    """Install a tiny distribution (its package *module* holding *code*, a ``bench_driver``
+    entry point *entry_point*) with pip into ``root/site``, offline; return that folder."""
+    src = root / f"src-{dist}"
+    (src / module).mkdir(parents=True)
+    (src / module / "__init__.py").write_text(textwrap.dedent(code))
+    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+        [project]
+        name = "{dist}"
+        version = "{version}"
+        [project.entry-points.bench_driver]
+        {entry_point} = "{module}"
+    """))
+    site = root / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                    "--no-build-isolation", "--target", str(site), str(src)],
+                   check=True, capture_output=True)
+    return site
+
+
 class TickCounter:
     """Lets a test wait for the sampling thread's next ticks instead of sleeping."""
 

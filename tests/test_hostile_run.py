@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, install_plugin_distribution
 
 ECHO = """
     [tasks.t]
@@ -249,25 +249,9 @@ def test_compare_writing_failures_are_warnings_that_keep_the_verdict(cli, tmp_pa
 
 
 def _install(tmp_path: Path, dist: str, module: str) -> Path:
-    src = tmp_path / f"src-{dist}"
-    (src / module).mkdir(parents=True)
-    (src / module / "__init__.py").write_text("def bench_driver_register_compute_methods():\n"
-                                              f"    return {{'{module}': lambda v, c: 1.0}}\n")
-    (src / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "{dist}"
-        version = "1.0"
-        [project.entry-points.bench_driver]
-        clash = "{module}"
-    """))
-    site = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    "--no-build-isolation", "--target", str(site), str(src)], check=True,
-                   capture_output=True)
-    return site
+    return install_plugin_distribution(tmp_path, dist, "1.0", module, "clash", (
+        "def bench_driver_register_compute_methods():\n"
+        f"    return {{'{module}': lambda v, c: 1.0}}\n"))
 
 
 def test_two_distributions_claiming_one_entry_point_name_is_an_error_naming_both(

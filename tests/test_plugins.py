@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, install_plugin_distribution
 from driver import hookspecs
 from driver.errors import PluginError
 from driver.plugins import CALL_HOOKS, REGISTRIES, load_plugins
@@ -202,24 +202,8 @@ def test_unknown_method_without_the_plugin_is_a_config_error(write_config, cli):
 
 def test_entry_point_distribution_is_listed_and_used(tmp_path, write_config):
     """Install a tiny distribution with pip into a temp dir; the driver finds its entry point."""
-    src = tmp_path / "src"
-    write_plugin(src / "bd_tiny_plugin", "__init__", DROPIN.replace("spread", "tiny_spread"))
-    (src / "pyproject.toml").write_text(textwrap.dedent("""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "bd-tiny-plugin"
-        version = "1.2.3"
-        [project.entry-points.bench_driver]
-        tiny = "bd_tiny_plugin"
-    """))
-    site = tmp_path / "site"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--no-build-isolation", "--target", str(site), str(src)],
-        check=True, capture_output=True,
-    )
+    site = install_plugin_distribution(tmp_path, "bd-tiny-plugin", "1.2.3", "bd_tiny_plugin",
+                                       "tiny", DROPIN.replace("spread", "tiny_spread"))
     write_config("""
         [tasks.t]
         command_to_execute = "printf 'v=3\\nv=10\\n'"
