@@ -103,10 +103,10 @@ def _reduce(spec: MetricSpec, matches: MetricMatches, plugins: Plugins,
 def _apply(plugins: Plugins, name: str, values: Sequence[float],
            context: ReduceContext) -> tuple[float | None, str | None]:
     """``(value, None)``, or ``(None, why)`` for an overflow or a failing method."""
-    method = plugins.registry("compute_methods")[name]
+    method = plugins.get("compute_methods", name)
     try:
-        value = call(plugins.origin("compute_methods", name), "the compute method",
-                     _overflow_as_infinity(method), values, context, returns=_number_or_infinity)
+        value = call(method.origin, "the compute method", _overflow_as_infinity(method.target),
+                     values, context, returns=_number_or_infinity)
     except PluginError as exc:
         return None, f"plugin error: {exc}"
     value = float(value)

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
-from driver.errors import BenchDriverError
+from driver.errors import BenchDriverError, PluginError
 
 if TYPE_CHECKING:
     from driver.experiments.compare import Comparison
@@ -89,6 +89,9 @@ def publish(plugins: Plugins, method: str, *args: Any) -> list[BenchDriverError]
     errors: list[BenchDriverError] = []
     for _, reporter in plugins.items("reporters"):
         if not reporter.has(method):
+            if method == "report":  # the one method a reporter must have
+                errors.append(PluginError(f"{reporter.origin}: a reporter needs a "
+                                          f"report(record, settings) method"))
             continue
         try:
             getattr(reporter, method)(*args)

@@ -25,7 +25,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Protocol
 
 from driver import __version__
 from driver.errors import ConfigError, ExitCode, StorageError, exit_code_for_signal
@@ -125,7 +125,20 @@ class RunRecord:
         return replace(self, storage_errors=self.storage_errors + (str(error),))
 
 
-def exit_code_for(record: RunRecord) -> ExitCode:
+class Ended(Protocol):
+    """What decides a run's exit code: a RunRecord, or a set's entry for one of its runs."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def signal(self) -> str | None: ...
+    @property
+    def plugin_errors(self) -> tuple[str, ...]: ...
+    @property
+    def storage_errors(self) -> tuple[str, ...]: ...
+
+
+def exit_code_for(record: Ended) -> ExitCode:
     """The documented exit code of a finished run: a signal first, then a plugin error, then a
     file that could not be written, then how the command ended (see driver.errors)."""
     if record.status == INTERRUPTED or record.signal:
@@ -134,12 +147,10 @@ def exit_code_for(record: RunRecord) -> ExitCode:
         return ExitCode.PLUGIN
     if record.storage_errors:
         return ExitCode.STORAGE
-    return {
-        OK: ExitCode.OK,
-        TIMEOUT: ExitCode.TIMEOUT,
-        FAILED: ExitCode.COMMAND_FAILED,
-        MISSING_METRICS: ExitCode.MISSING_METRIC,
-    }.get(record.status, ExitCode.INTERNAL)
+    codes: dict[str, ExitCode] = {OK: ExitCode.OK, TIMEOUT: ExitCode.TIMEOUT,
+                                  FAILED: ExitCode.COMMAND_FAILED,
+                                  MISSING_METRICS: ExitCode.MISSING_METRIC}
+    return codes.get(record.status, ExitCode.INTERNAL)
 
 
 def _metric(name: str, fields_: Mapping[str, Any], known: set[str]) -> MetricResult:

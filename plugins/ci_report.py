@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from driver.hookspecs import hookimpl
 from driver.paths import check_writable
 from driver.report import STAT_COLUMNS, Reporter, ReportSettings, fmt
-from driver.results import write_text_atomic
+from driver.results import OK, write_text_atomic
 
 if TYPE_CHECKING:
     import xml.etree.ElementTree as ET
@@ -90,7 +90,7 @@ def set_cases(summary: SetSummary) -> list[JUnitCase]:
 
 
 def _run_case(r: SetRun) -> JUnitCase:
-    failure = None if r.status == "ok" else \
+    failure = None if r.status == OK else \
         f"{r.status} (exit code {r.exit_code}): " + "; ".join(r.errors)
     return JUnitCase(f"{r.kind} {r.index} (seed {r.seed})", float(r.duration_s or 0.0), failure,
                      detail=f"run directory: {r.run_dir}")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from driver.hookspecs import hookimpl
 from driver.report import STAT_COLUMNS, Reporter, ReportSettings, fmt
-from driver.results import RunRecord
+from driver.results import OK, RunRecord
 
 if TYPE_CHECKING:
     from driver.experiments.summary import ExperimentIndex, SetSummary
@@ -72,7 +72,7 @@ class ConsoleReporter(Reporter):
         from rich.markup import escape
         from rich.table import Table
 
-        style = "green" if record.status == "ok" else "red"
+        style = "green" if record.status == OK else "red"
         table = Table(title=f"{escape(record.task)}: [{style}]{record.status}[/] "
                       f"(exit code {record.exit_code}, {record.duration_s:.2f} s)")
         for column in ("metric", "value", "from", "note"):

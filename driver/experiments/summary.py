@@ -6,7 +6,7 @@ Both are versioned documents (pyperf-style): a schema name and version, ``to_dic
 Format history of ``bench-driver/summary``:
 
 * 1 (bench-driver 0.1.0): the first version.
-* 2: ``directory`` (the set's directory); per run ``plugin_errors``; per metric ``error`` (e.g. a
+* 2: ``directory`` (the set's directory); per run ``plugin_errors`` and ``storage_errors``; per metric ``error`` (e.g. a
   statistic that overflowed). Version 1 documents still load.
 
 Format history of ``bench-driver/experiment``:
@@ -52,6 +52,7 @@ class SetRun:
     missing_required: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     plugin_errors: tuple[str, ...] = ()
+    storage_errors: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, kind: str, index: int, seed: int, record: RunRecord, resumed: bool) -> SetRun:
@@ -59,7 +60,7 @@ class SetRun:
         return cls(kind, index, seed, record.status, record.exit_code, record.signal,
                    record.duration_s, record.run_dir, str(Path(record.run_dir) / "record.json"),
                    resumed, record.values(), tuple(record.missing_required), record.errors,
-                   record.plugin_errors)
+                   record.plugin_errors, record.storage_errors)
 
     @property
     def measured(self) -> bool:
@@ -68,10 +69,7 @@ class SetRun:
 
     def exit_code_of_run(self) -> ExitCode:
         """The exit code this run alone would have given."""
-        return results.exit_code_for(RunRecord(task="", command="", status=self.status,  # type: ignore
-                                       exit_code=self.exit_code, started_at="", ended_at="",
-                                       duration_s=0.0, run_dir="", signal=self.signal,
-                                       plugin_errors=self.plugin_errors))
+        return results.exit_code_for(self)
 
 
 @dataclass(frozen=True)
@@ -139,7 +137,7 @@ class SetSummary:
         """OK when every run is ok and every required metric has its statistic; otherwise the
         exit code of the first run that is not ok (or MISSING_METRIC for an overflow)."""
         for run in self.runs:
-            if run.status != results.OK or run.plugin_errors:
+            if run.exit_code_of_run() != ExitCode.OK:
                 return run.exit_code_of_run()
         if any(m.error and m.optional is False and self.value(name) is None
                for name, m in self.metrics.items()):
@@ -275,7 +273,7 @@ def problem_lines(summaries: Sequence[SetSummary]) -> list[str]:
     lines = []
     for s in summaries:
         for r in s.runs:
-            if r.status != "ok":
+            if r.status != results.OK:
                 why = f" ({r.errors[0]})" if r.errors else ""
                 lines.append(f"{s.label} {r.kind} {r.index}: {r.status}{why}")
         if not s.complete:
