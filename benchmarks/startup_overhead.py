@@ -17,7 +17,10 @@ modules on every start. Prints ``RATIO startup_overhead`` = driver / ``python3 -
 most 3x, issue 13), where the driver's time goes stage by stage (the trivial run in-process, with
 timers around the pipeline's functions: imports, the parser, config and plugins, the record
 writes, the run with its helper processes, the reporters; medians), and the top offenders of
-``python -X importtime`` for ``import driver.cli`` and for the whole trivial run. Asserts nothing.
+``python -X importtime`` for ``import driver.cli`` and for the whole trivial run. With
+``--instructions``, instruction counts from valgrind (the same on a loaded machine): the run, its
+imports, and its imports with ``@dataclass`` made free, which prices creating the dataclasses.
+Asserts nothing.
 """
 
 from __future__ import annotations
@@ -142,11 +145,64 @@ def print_stages(argv: list[str], work: Path, env: Mapping[str, str], repeat: in
         print(f"  {label:<52} {median(found[label]):8.1f}")
 
 
+#: What the driver imports before it runs a task: its CLI, the one-run pipeline, the built-ins.
+#: With ``free-dataclasses``, ``@dataclass`` returns the class untouched (nothing can run then:
+#: only the imports are counted), which prices the creation of the dataclasses.
+IMPORTS_HARNESS = r"""
+import sys
+if sys.argv[1] == "free-dataclasses":
+    import dataclasses
+    dataclasses.dataclass = lambda cls=None, **kw: cls if cls is not None else (lambda c: c)
+import driver.cli, driver.benchmark, driver.plugins
+for name in driver.plugins.DEFAULT_PLUGINS:
+    __import__(name)
+"""
+
+
+def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float | None:
+    """Millions of instructions the main process of *argv* executes (valgrind's callgrind), with
+    a fixed hash seed: the same count on a loaded machine. None without valgrind."""
+    import shutil
+    import subprocess
+
+    if shutil.which("valgrind") is None:
+        return None
+    done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                           *argv], cwd=work, env={**env, "PYTHONHASHSEED": "0"},
+                          capture_output=True, text=True)
+    found = [line for line in done.stderr.splitlines() if "Collected :" in line]
+    return int(found[-1].split()[-1]) / 1e6 if found else None
+
+
+def print_instructions(run: list[str], work: Path, env: Mapping[str, str]) -> None:
+    """Instruction counts: the whole trivial run (its polling loops make this one vary a
+    little), the imports alone, and the imports with dataclass creation made free."""
+    rows = {
+        "python3 -c pass (reference)": [sys.executable, "-c", "pass"],
+        "bench-driver, task running `true`": run,
+        "the driver's imports (cli, pipeline, built-in plugins)":
+            [sys.executable, "-c", IMPORTS_HARNESS, "real"],
+        "the same, @dataclass made free (prices the dataclasses)":
+            [sys.executable, "-c", IMPORTS_HARNESS, "free-dataclasses"],
+    }
+    counts = {label: instructions(argv, work, env) for label, argv in rows.items()}
+    if None in counts.values():
+        print("instructions: valgrind is not installed (apt-get install -y valgrind)")
+        return
+    reference = counts["python3 -c pass (reference)"] or 1.0
+    print("instructions of the main process (callgrind, PYTHONHASHSEED=0; millions, "
+          "x python3 -c pass):")
+    for label, count in counts.items():
+        print(f"  {label:<56} {count:8.1f}M  {count / reference:5.2f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20, help="timed runs of each (default 20)")
     parser.add_argument("--top", type=int, default=12, help="importtime rows to show")
     parser.add_argument("--quick", action="store_true", help="smoke mode: 2 runs each")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count instructions with valgrind (load-insensitive; ~1 min)")
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.top = 2, 3
@@ -197,6 +253,9 @@ def main() -> None:
         print_importtime("python -X importtime bench-driver (the trivial run)",
                          importtime([sys.executable] + run if run[0].endswith("bench-driver")
                                     else run, work, env), args.top)
+        if args.instructions:
+            print_instructions([sys.executable] + run if run[0].endswith("bench-driver")
+                               else run, work, env)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
@@ -99,11 +100,18 @@ class PluginSet:
                               f"bench-driver ({exc}); unset it") from None
 
 
+_IMPL_MARK = hookspecs.PROJECT + "_impl"  # the attribute pluggy's @hookimpl sets
+
+
 class _Manager(pluggy.PluginManager):
     """Treats any ``bench_driver_*`` function as a hook implementation, marked or not, so that a
     misspelt hook name is caught by ``check_pending`` instead of being silently ignored."""
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        if not name.startswith(hookspecs.PROJECT + "_") and isinstance(plugin, ModuleType):
+            value = vars(plugin).get(name)  # most of a module's names are imports and helpers:
+            if not (inspect.isroutine(value) and hasattr(value, _IMPL_MARK)):  # skip them cheaply
+                return None
         opts = super().parse_hookimpl_opts(plugin, name)
         if opts is None and name.startswith(hookspecs.PROJECT + "_"):
             method = getattr(plugin, name, None)

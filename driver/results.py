@@ -248,12 +248,10 @@ def load_document(path: str | Path, schema: str, versions: tuple[int, ...],
 
 def environment(cwd: Path) -> dict[str, Any]:
     """Host, CPU, Python, driver version and the git commit of the working directory."""
-    import platform
-    import socket
-
+    uname = os.uname()  # what socket.gethostname() and platform read, without importing them
     return {
-        "host": socket.gethostname(),
-        "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
+        "host": uname.nodename,
+        "platform": f"{uname.sysname}-{uname.release}-{uname.machine}",
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": sys.version.split()[0],
@@ -264,8 +262,6 @@ def environment(cwd: Path) -> dict[str, Any]:
 
 
 def _cpu_model() -> str:
-    import platform
-
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -273,6 +269,8 @@ def _cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    import platform  # only where /proc has no model name
+
     return platform.processor() or platform.machine()
 
 

@@ -130,6 +130,16 @@ def test_misspelt_hook_is_caught_naming_plugin_and_file(tmp_path):
     assert "did you mean 'bench_driver_register_compute_methods'" in message
 
 
+def test_a_marked_hook_under_another_name_is_registered(tmp_path):
+    # pluggy's specname: the name check that keeps start-up cheap must not skip it
+    write_plugin(tmp_path, "renamed", "from driver.hookspecs import hookimpl\n"
+                 "@hookimpl(specname='bench_driver_register_compute_methods')\n"
+                 "def my_methods():\n    return {'seven': lambda v, c: 7.0}\n"
+                 "def helper():\n    return 1\n")
+    methods = load_plugins(plugin_dirs=[tmp_path], autoload=False).registry("compute_methods")
+    assert methods["seven"]([], None) == 7.0
+
+
 def test_two_plugins_claiming_one_name_is_an_error_naming_both(tmp_path):
     write_plugin(tmp_path, "mine", "def bench_driver_register_compute_methods():\n"
                                    "    return {'average': lambda v, c: 0.0}\n")
