@@ -1,0 +1,166 @@
+"""Noise checks: is this machine quiet enough to trust a benchmark figure?
+
+A check reads the cheap part of the environment (driver.environment.machine_now) and gives a
+verdict: ``ok``, ``noisy`` (with the fix, the way ``pyperf system show`` advises) or ``unknown``
+(the machine does not say). Before a run: the load average against the cores, the CPU frequency
+scaling governor, turbo, and other processes on the run's GPUs. After it: thermal throttling of
+the run's GPUs. A noisy machine is a warning in the record (``environment.warnings``) and on the
+console; ``--strict-system`` refuses to start the run instead (ConfigError, exit 3, nothing is
+started). Throttling seen only at the end of a run is always a warning: the run already happened.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from driver.errors import ConfigError
+
+OK, NOISY, UNKNOWN = "ok", "noisy", "unknown"
+GOVERNOR_FIX = "sudo cpupower frequency-set --governor performance"
+TURBO_FIXES = {"intel_pstate": "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo",
+               "": "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost"}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One noise check's verdict on the machine, what it saw, and how to fix it."""
+
+    name: str
+    verdict: str  # OK, NOISY or UNKNOWN
+    seen: str
+    fix: str = ""
+
+    @property
+    def noisy(self) -> bool:
+        """Whether this check found the machine noisy."""
+        return self.verdict == NOISY
+
+    def warning(self) -> str:
+        """The line the record and the console get: ``"CPU governor: powersave (fix: ...)"``."""
+        return f"{self.name}: {self.seen}" + (f" (fix: {self.fix})" if self.fix else "")
+
+
+def load_check(now: Mapping[str, Any]) -> Check:
+    """Noisy when the 1-minute load average exceeds the cores this process may use."""
+    cores = now.get("usable_cores") or now.get("logical_cores")
+    load = now.get("load") or {}
+    if not cores or load.get("load_1m") is None:
+        return Check("load average", UNKNOWN, "cannot read /proc/loadavg or the core count")
+    seen = (f"{load['load_1m']:g} (1 min) on {cores} core(s), "
+            f"{load['runnable_tasks']} runnable task(s)")
+    if load["load_1m"] > cores:
+        return Check("load average", NOISY, seen,
+                     "wait for the other jobs to end, or run on an idle machine")
+    return Check("load average", OK, seen)
+
+
+def governor_check(now: Mapping[str, Any]) -> Check:
+    """Noisy unless every CPU's scaling governor is ``performance``."""
+    governors = (now.get("frequency") or {}).get("governors")
+    if not governors:
+        return Check("CPU scaling governor", UNKNOWN, "no cpufreq (a VM, or not Linux)")
+    seen = "; ".join(f"{g} on {len(cpus)} CPU(s)" for g, cpus in governors.items())
+    if set(governors) != {"performance"}:
+        return Check("CPU scaling governor", NOISY, seen, GOVERNOR_FIX)
+    return Check("CPU scaling governor", OK, seen)
+
+
+def turbo_check(now: Mapping[str, Any]) -> Check:
+    """Noisy when turbo/boost is on: the clock then depends on temperature and load."""
+    frequency = now.get("frequency") or {}
+    if frequency.get("turbo") is None:
+        return Check("turbo", UNKNOWN, "neither intel_pstate/no_turbo nor cpufreq/boost exists")
+    if frequency["turbo"]:
+        driver = "intel_pstate" if frequency.get("scaling_driver") == "intel_pstate" else ""
+        return Check("turbo", NOISY, "on", TURBO_FIXES[driver])
+    return Check("turbo", OK, "off")
+
+
+def gpu_process_checks(gpus: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """Noisy for each of the run's GPUs that another process holds before the run starts."""
+    found = []
+    for gpu in gpus:
+        name = f"GPU {gpu['index']} processes"
+        pids = gpu.get("process_pids")
+        if pids is None:
+            found.append(Check(name, UNKNOWN, gpu.get("error") or "NVML lists no processes"))
+        elif pids:
+            found.append(Check(name, NOISY, f"held by pid(s) {', '.join(map(str, pids))}",
+                               "end those processes, or choose another GPU with --gpus"))
+        else:
+            found.append(Check(name, OK, "no other process"))
+    return found
+
+
+def gpu_thermal_checks(gpus: Sequence[Mapping[str, Any]], when: str) -> list[Check]:
+    """Noisy for each GPU whose clocks are slowed by heat (or a hardware slowdown) *when*."""
+    from driver.gpus.state import THERMAL
+
+    found = []
+    for gpu in gpus:
+        name = f"GPU {gpu['index']} throttling"
+        reasons = gpu.get("throttle_reasons")
+        hot = [r for r in reasons or () if r in THERMAL]
+        temperature = f" at {gpu['temperature_c']} C" if gpu.get("temperature_c") else ""
+        if reasons is None:
+            found.append(Check(name, UNKNOWN, gpu.get("error") or "NVML gives no reasons"))
+        elif hot:
+            found.append(Check(name, NOISY, f"{', '.join(hot)}{temperature} {when}",
+                               "cool the GPU (airflow, a lower power limit) and rerun"))
+        else:
+            found.append(Check(name, OK, f"none{temperature} {when}"))
+    return found
+
+
+def machine_checks(now: Mapping[str, Any]) -> list[Check]:
+    """Every check of a machine_now() reading."""
+    gpus = now.get("gpus") or []
+    return [load_check(now), governor_check(now), turbo_check(now),
+            *gpu_process_checks(gpus), *gpu_thermal_checks(gpus, "now")]
+
+
+class RunWatch:
+    """The checks around one run: before it (refusing a noisy machine when *strict*), and
+    after it (throttling), merged into the record's environment block."""
+
+    def __init__(self, gpus: Sequence[int], strict: bool, environ: Mapping[str, str]) -> None:
+        from driver.environment import machine_now, system_root
+
+        self.root, self.gpus = system_root(environ), tuple(gpus)
+        self.start = machine_now(self.root, self.gpus)
+        noisy = [c for c in machine_checks(self.start) if c.noisy]
+        if noisy and strict:
+            raise ConfigError("--strict-system: this machine is noisy, the run was not started: "
+                              + "; ".join(c.warning() for c in noisy)
+                              + "; fix it, or run without --strict-system")
+        self.warnings = [c.warning() for c in noisy]
+        warn(self.warnings)
+
+    def finish(self, block: Mapping[str, Any]) -> dict[str, Any]:
+        """*block* (driver.results.environment) with the readings before and after the run and
+        every warning (those found now are printed)."""
+        from driver.environment import load_block
+        from driver.gpus.state import gpu_states
+
+        end_gpus = gpu_states(self.gpus) if self.gpus else []
+        late = [c.warning() for c in gpu_thermal_checks(end_gpus, "at the end of the run")
+                if c.noisy]
+        warn(late)
+        return {**block, "frequency": self.start["frequency"],
+                "load_at_start": self.start["load"], "load_at_end": load_block(self.root),
+                "gpus": self.start["gpus"], "gpus_at_end": end_gpus,
+                "warnings": self.warnings + late}
+
+
+def warn(warnings: Sequence[str]) -> None:
+    """Print each machine warning on the console (stderr)."""
+    for line in warnings:
+        print(f"bench-driver: warning: noisy machine: {line}", file=sys.stderr)
+
+
+def warnings_of(environment: Mapping[str, Any]) -> list[str]:
+    """The machine warnings an environment block holds ([] for records before version 1)."""
+    found = environment.get("warnings") if isinstance(environment, Mapping) else None
+    return [str(w) for w in found] if isinstance(found, list) else []
