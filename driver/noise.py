@@ -11,8 +11,10 @@ started). Throttling seen only at the end of a run is always a warning: the run 
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from driver.errors import ConfigError
@@ -164,3 +166,59 @@ def warnings_of(environment: Mapping[str, Any]) -> list[str]:
     """The machine warnings an environment block holds ([] for records before version 1)."""
     found = environment.get("warnings") if isinstance(environment, Mapping) else None
     return [str(w) for w in found] if isinstance(found, list) else []
+
+
+#: Environment fields that, when they differ between two sides of ``compare``, could explain a
+#: difference in their figures.
+COMPARED_FIELDS = (("host",), ("cpu", "model"), ("cpu", "logical_cores"), ("cpu", "usable_cores"),
+                   ("frequency", "governors"), ("frequency", "turbo"), ("kernel", "release"),
+                   ("cgroup", "cpu_quota_cores"), ("software", "python"), ("software", "torch"),
+                   ("software", "cuda"), ("software", "cudnn"), ("software", "nccl"))
+
+
+def compare_notes(baseline: Path, new: Path) -> list[str]:
+    """What ``compare`` says beside its verdicts: the machine warnings of each side, and the
+    environment fields in which the sides differ (either could explain a difference)."""
+    (base_env, base_warnings), (new_env, new_warnings) = side_of(baseline), side_of(new)
+    notes = [f"BASELINE {w}" for w in base_warnings] + [f"NEW {w}" for w in new_warnings]
+    if base_env and new_env:
+        for path in COMPARED_FIELDS:
+            was, now = _field(base_env, path), _field(new_env, path)
+            if was != now:
+                notes.append(f"the environments differ: {'.'.join(path)} {was!r} -> {now!r}")
+        was_gpus, now_gpus = _gpu_names(base_env), _gpu_names(new_env)
+        if was_gpus != now_gpus:
+            notes.append(f"the environments differ: gpus {was_gpus!r} -> {now_gpus!r}")
+    return notes
+
+
+def side_of(path: Path) -> tuple[Mapping[str, Any], list[str]]:
+    """One side of ``compare``: its environment block and its machine warnings (as lines)."""
+    from driver import results
+    from driver.experiments import summary as sets
+
+    if path.is_dir():
+        path = next((path / n for n in ("summary.json", "experiment.json", "record.json")
+                     if (path / n).is_file()), path / "record.json")
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8")).get("schema")
+    except (OSError, ValueError, AttributeError):
+        return {}, []
+    if schema == results.SCHEMA:
+        record = results.load_record(path)
+        return record.environment, [f"noisy machine: {w}" for w in record.warnings]
+    found = [sets.SetSummary.load(path)] if schema == sets.SUMMARY_SCHEMA else \
+        sets.ExperimentIndex.load(path).summaries() if schema == sets.EXPERIMENT_SCHEMA else []
+    return (found[0].environment if found else {}), sets.noise_lines(found)
+
+
+def _field(block: Mapping[str, Any], path: Sequence[str]) -> Any:
+    value: Any = block
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def _gpu_names(block: Mapping[str, Any]) -> list[Any]:
+    return [(g.get("name"), g.get("driver_version")) for g in block.get("gpus") or ()
+            if isinstance(g, Mapping)]
