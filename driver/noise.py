@@ -80,47 +80,37 @@ def turbo_check(now: Mapping[str, Any]) -> Check:
     return Check("turbo", OK, "off")
 
 
-def gpu_process_checks(gpus: Sequence[Mapping[str, Any]]) -> list[Check]:
-    """Noisy for each of the run's GPUs that another process holds before the run starts."""
-    found = []
-    for gpu in gpus:
-        name = f"GPU {gpu['index']} processes"
-        pids = gpu.get("process_pids")
-        if pids is None:
-            found.append(Check(name, UNKNOWN, gpu.get("error") or "NVML lists no processes"))
-        elif pids:
-            found.append(Check(name, NOISY, f"held by pid(s) {', '.join(map(str, pids))}",
-                               "end those processes, or choose another GPU with --gpus"))
-        else:
-            found.append(Check(name, OK, "no other process"))
-    return found
+def gpu_process_check(gpu: Mapping[str, Any]) -> Check:
+    """Noisy when another process holds this GPU of the run before the run starts."""
+    name, pids = f"GPU {gpu['index']} processes", gpu.get("process_pids")
+    if pids is None:
+        return Check(name, UNKNOWN, gpu.get("error") or "NVML lists no processes")
+    if pids:
+        return Check(name, NOISY, f"held by pid(s) {', '.join(map(str, pids))}",
+                     "end those processes, or choose another GPU with --gpus")
+    return Check(name, OK, "no other process")
 
 
-def gpu_thermal_checks(gpus: Sequence[Mapping[str, Any]], when: str) -> list[Check]:
-    """Noisy for each GPU whose clocks are slowed by heat (or a hardware slowdown) *when*."""
+def gpu_thermal_check(gpu: Mapping[str, Any], when: str) -> Check:
+    """Noisy when this GPU's clocks are slowed by heat (or a hardware slowdown) *when*."""
     from driver.gpus.state import THERMAL
 
-    found = []
-    for gpu in gpus:
-        name = f"GPU {gpu['index']} throttling"
-        reasons = gpu.get("throttle_reasons")
-        hot = [r for r in reasons or () if r in THERMAL]
-        temperature = f" at {gpu['temperature_c']} C" if gpu.get("temperature_c") else ""
-        if reasons is None:
-            found.append(Check(name, UNKNOWN, gpu.get("error") or "NVML gives no reasons"))
-        elif hot:
-            found.append(Check(name, NOISY, f"{', '.join(hot)}{temperature} {when}",
-                               "cool the GPU (airflow, a lower power limit) and rerun"))
-        else:
-            found.append(Check(name, OK, f"none{temperature} {when}"))
-    return found
+    name, reasons = f"GPU {gpu['index']} throttling", gpu.get("throttle_reasons")
+    temperature = f" at {gpu['temperature_c']} C" if gpu.get("temperature_c") else ""
+    hot = [r for r in reasons or () if r in THERMAL]
+    if reasons is None:
+        return Check(name, UNKNOWN, gpu.get("error") or "NVML gives no reasons")
+    if hot:
+        return Check(name, NOISY, f"{', '.join(hot)}{temperature} {when}",
+                     "cool the GPU (airflow, a lower power limit) and rerun")
+    return Check(name, OK, f"none{temperature} {when}")
 
 
 def machine_checks(now: Mapping[str, Any]) -> list[Check]:
     """Every check of a machine_now() reading."""
     gpus = now.get("gpus") or []
     return [load_check(now), governor_check(now), turbo_check(now),
-            *gpu_process_checks(gpus), *gpu_thermal_checks(gpus, "now")]
+            *(gpu_process_check(g) for g in gpus), *(gpu_thermal_check(g, "now") for g in gpus)]
 
 
 class RunWatch:
@@ -147,8 +137,8 @@ class RunWatch:
         from driver.gpus.state import gpu_states
 
         end_gpus = gpu_states(self.gpus) if self.gpus else []
-        late = [c.warning() for c in gpu_thermal_checks(end_gpus, "at the end of the run")
-                if c.noisy]
+        ends = [gpu_thermal_check(gpu, "at the end of the run") for gpu in end_gpus]
+        late = [c.warning() for c in ends if c.noisy]
         warn(late)
         return {**block, "frequency": self.start["frequency"],
                 "load_at_start": self.start["load"], "load_at_end": load_block(self.root),

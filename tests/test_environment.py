@@ -236,3 +236,14 @@ def test_a_real_run_records_every_key_of_the_block(write_config, cli):
     assert block["software"]["python"] == sys.version.split()[0]
     assert block["cpu"]["logical_cores"] >= 1 and block["memory"]["total_mib"] > 0
     print(json.dumps(block, indent=1))  # what this machine gave, with pytest -s
+
+
+def test_the_cost_benchmark_runs_and_prints_its_ratio():
+    import subprocess
+
+    from conftest import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "environment_cost.py"),
+                           "--quick"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "RATIO environment_on_run_path = " in done.stdout  # timings are not asserted
