@@ -209,3 +209,18 @@ def test_compare_mentions_noise_and_environment_differences(tmp_path, write_conf
     assert "bench-driver: note: the environments differ: frequency.turbo False -> True" in notes
     assert any(n.startswith("bench-driver: note: the environments differ: frequency.governors")
                for n in notes)
+
+
+def test_a_version_2_summary_still_loads_without_environment_or_warnings(tmp_path):
+    from driver.experiments.summary import SetSummary, noise_lines
+
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps({
+        "schema": "bench-driver/summary", "schema_version": 2, "task": "t", "repetitions": 1,
+        "warmup": 0, "base_seed": 0, "statistic": "median", "metrics": {},
+        "runs": [{"kind": "repetition", "index": 0, "seed": 0, "status": "ok", "exit_code": 0,
+                  "signal": None, "duration_s": 1.0, "run_dir": "r", "record": "r/record.json",
+                  "resumed": False}]}))
+    summary = SetSummary.load(path)
+    assert summary.environment == {} and summary.runs[0].warnings == ()
+    assert noise_lines([summary]) == []
