@@ -318,9 +318,10 @@ def machine_now(root: Path, gpus: Sequence[int] = ()) -> dict[str, Any]:
     """What the noise checks read, cheaply (a few small files; NVML only with *gpus*)."""
     if gpus:
         from driver.gpus.state import gpu_states
+    online = parse_cpu_list(read_text(root, f"{CPU_DIR}/online"))
     return {"frequency": frequency_block(root), "load": load_block(root),
             "usable_cores": usable_cores() if root == ROOT else None,
-            "logical_cores": len(parse_cpu_list(read_text(root, f"{CPU_DIR}/online")) or []) or None,
+            "logical_cores": len(online) if online else None,
             "gpus": gpu_states(gpus) if gpus else []}
 
 
