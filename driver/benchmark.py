@@ -22,6 +22,7 @@ from driver import results
 from driver.config import TaskSpec
 from driver.errors import BenchDriverError, ConfigError, PluginError, StorageError
 from driver.guard import Guarded, instance_of
+from driver.noise import RunWatch
 from driver.plugins import PLUGIN_SET_ENV, Plugins
 from driver.reduce import MetricResult, ReduceContext, reduce_metrics, workers_for
 from driver.report import ReportSettings, publish
@@ -49,6 +50,7 @@ class RunOptions:
     run_dir: Path | None = None  # fixed run directory (experiments); default: a new one
     seed: int = 0
     repetition: int = 0
+    strict_system: bool = False  # refuse a noisy machine (driver.noise) instead of warning
     report: ReportSettings = field(default_factory=ReportSettings)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     on_start: Callable[[], None] | None = None  # called once all is checked, before the command
@@ -117,6 +119,7 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
 def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
                    stop: StopRequests) -> RunRecord:
     gpu_plan = plan_gpus(task, options)
+    machine = RunWatch(gpu_plan.indices, options.strict_system, options.environ)
     settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, gpu_plan.devices,
                                 options.cli)
     samplers, refused = _samplers(plugins, settings)
@@ -151,8 +154,8 @@ def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
         raise
     metrics = reduce_metrics(task.metrics, scraper.close(), plugins,
                              ReduceContext(workers_for(task, options.environ)))
-    record = _save(_finish(base, outcome, metrics, samplers, request, environment.result()),
-                   run_dir)
+    record = _save(_finish(base, outcome, metrics, samplers, request,
+                           machine.finish(environment.result())), run_dir)
     failures = publish(plugins, "report", record, options.report)
     late = stop.received if outcome.interrupted_by is None else None
     if failures or late:

@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from driver.plugins import Plugins
 
 #: The built-in commands; plugins add more (``bench-driver plot`` is the timeline plugin's).
-BUILTIN_COMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "experiment", "compare")
+BUILTIN_COMMANDS = ("run", "list", "check", "plugins", "convert-cfg", "experiment", "compare",
+                    "system")
 #: Built-in commands whose options plugins may extend (``bench_driver_addoption``).
 OPTION_COMMANDS = ("run", "list", "check", "plugins", "compare", "convert-cfg")
 CONFIG_COMMANDS = ("run", "list", "check", "plugins")
@@ -151,6 +152,7 @@ def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
         "convert-cfg": _convert_parser(sub),
         "compare": _compare_parser(sub),
     }
+    _system_parser(sub)
     _experiment_alias(sub)
     for command, command_parser in built.items():
         _add_plugin_arguments(plugins, command, command_parser)
@@ -177,6 +179,15 @@ def _plugin_command(sub: Any, plugins: Plugins, name: str, command: Any) -> None
         raise PluginError(f"{plugins.origin('commands', name)}: {name!r} is a built-in command")
     help_text = str(command.help or "")
     parser = sub.add_parser(name, help=help_text, description=command.description or help_text)
+    command.add_arguments(parser)
+    parser.set_defaults(handler=lambda session: command.run(session.args, session.plugins))
+
+
+def _system_parser(sub: Any) -> None:
+    from driver.system import SystemCommand
+
+    command = SystemCommand()
+    parser = sub.add_parser("system", help=command.help, description=command.help)
     command.add_arguments(parser)
     parser.set_defaults(handler=lambda session: command.run(session.args, session.plugins))
 
@@ -220,6 +231,8 @@ def _run_parser(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--sample-interval", type=float, default=0.1,
                      help="seconds between memory samples (default 0.1)")
     run.add_argument("--quiet", action="store_true", help="do not echo the task's output")
+    run.add_argument("--strict-system", action="store_true",
+                     help="refuse to start on a noisy machine (see `bench-driver system`; exit 3)")
     _add_repeat_options(run)
     return run
 
@@ -335,6 +348,7 @@ def _run_options(args: argparse.Namespace, task: TaskSpec, plugins: Plugins) -> 
         echo=ECHO_OFF if args.quiet else (ECHO_TIMED if sys.stdout.isatty() else ECHO_PLAIN),
         runs_dir=args.runs_dir,
         seed=args.seed,
+        strict_system=args.strict_system,
         report=report,
         on_start=begin_once(plugins, report),
     )

@@ -1,5 +1,11 @@
 """The task's process tree, read cheaply from /proc (Linux), and the means to end it.
 
+Where /proc is absent (macOS) the tree, the processes' memory and their state are read through
+psutil instead (:data:`READER_ENV` forces either: ``BENCH_DRIVER_PROCESS_READER=psutil`` is how
+the tests exercise that path on Linux). psutil knows no per-process peak (VmHWM): there a
+process's peak is the largest RSS polled, and the exact figure is the kernel's ``ru_maxrss`` of
+each reaped process, as on Linux.
+
 bench-driver makes itself a *child subreaper* (``prctl(PR_SET_CHILD_SUBREAPER)``), so that a
 double-forked grandchild is re-parented to the driver instead of init: it stays in the tree, is
 sampled, killed with the rest, and reaped with ``wait4`` (which gives its exact peak RSS).
@@ -21,6 +27,8 @@ from driver import errors
 
 PR_SET_CHILD_SUBREAPER = 36
 _subreaper: bool | None = None
+READER_ENV = "BENCH_DRIVER_PROCESS_READER"  # "proc" or "psutil"; default: proc where it exists
+READERS = ("proc", "psutil")
 
 #: Pids of the driver's own helper processes (children of the driver, not of the task).
 HELPERS: set[int] = set()
@@ -46,8 +54,34 @@ def _prctl_subreaper() -> bool:
         return False
 
 
+def reader() -> str:
+    """How processes are read: ``"proc"`` or ``"psutil"`` (:data:`READER_ENV`, else /proc where
+    it exists). An unknown value is a ConfigError naming the variable."""
+    chosen = os.environ.get(READER_ENV) or ("proc" if os.path.exists("/proc/self/stat")
+                                            else "psutil")
+    if chosen not in READERS:
+        raise errors.ConfigError(f"{READER_ENV}={chosen!r} is not a process reader; use one of "
+                                 f"{', '.join(READERS)}{errors.did_you_mean(chosen, READERS)}")
+    return chosen
+
+
+_psutil: bool | None = None
+
+
+def use_psutil() -> bool:
+    """Whether this process reads processes through psutil (decided once)."""
+    global _psutil
+    if _psutil is None:
+        _psutil = reader() == "psutil"
+    return _psutil
+
+
 def children(pid: int) -> list[int]:
     """Direct children of *pid* (every thread's), or [] if it is gone."""
+    if use_psutil():
+        from driver import proctree_psutil
+
+        return proctree_psutil.children(pid)
     found: list[int] = []
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -117,7 +151,12 @@ def _proc_file(pid: int, name: str) -> bytes | None:
 
 
 def memory(pid: int) -> ProcessMemory | None:
-    """Read VmRSS and VmHWM of *pid* from /proc/PID/status; None if it is gone."""
+    """Read VmRSS and VmHWM of *pid* from /proc/PID/status; None if it is gone. (psutil: the
+    RSS now, which the sampler's maximum makes the polled peak.)"""
+    if use_psutil():
+        from driver import proctree_psutil
+
+        return proctree_psutil.memory(pid)
     text = _proc_file(pid, "status")
     if text is None:
         return None
@@ -134,12 +173,17 @@ def _field_kib(text: bytes, key: bytes) -> int:
 
 def own_hwm_kib() -> int:
     """This process's own peak RSS: a forked or vforked child's ru_maxrss never reads below it."""
-    mem = memory(os.getpid())
+    mem = None if use_psutil() else memory(os.getpid())
     if mem is not None:
         return mem.hwm_kib
     import resource
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return maxrss_kib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def maxrss_kib(ru_maxrss: int) -> int:
+    """``ru_maxrss`` in KiB: Linux gives KiB, macOS bytes."""
+    return int(ru_maxrss) // 1024 if sys.platform == "darwin" else int(ru_maxrss)
 
 
 def is_zombie(pid: int) -> bool:
@@ -180,7 +224,11 @@ class ProcessStat(NamedTuple):
 
 
 def stat(pid: int) -> ProcessStat | None:
-    """Read /proc/PID/stat; None if *pid* is gone."""
+    """Read /proc/PID/stat (or ask psutil); None if *pid* is gone."""
+    if use_psutil():
+        from driver import proctree_psutil
+
+        return proctree_psutil.stat(pid)
     text = _proc_file(pid, "stat")
     if text is None:
         return None

@@ -14,7 +14,8 @@ Format history of ``bench-driver/run-record``:
 * 1 (bench-driver 0.1.0): the first version.
 * 2: ``plugin_errors``, ``storage_errors``, ``task_env`` (the variables set for the task); each
   metric also has ``pattern`` and ``error`` (why it is missing: overflow, a plugin failure...).
-  Version 1 documents still load (the new fields empty).
+  Version 1 documents still load (the new fields empty). The ``environment`` block has its
+  own ``environment_version`` (driver.environment); its ``warnings`` are the machine's noise.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, Mapping, Protocol
@@ -83,6 +83,13 @@ class RunRecord:
     def missing_required(self) -> list[str]:
         """Names of required metrics that never matched."""
         return [m.name for m in self.metrics if m.missing and not m.optional]
+
+    @property
+    def warnings(self) -> list[str]:
+        """The machine's noise warnings for this run (driver.noise), [] when there were none."""
+        from driver.noise import warnings_of
+
+        return warnings_of(self.environment)
 
     @property
     def finished(self) -> bool:
@@ -247,31 +254,12 @@ def load_document(path: str | Path, schema: str, versions: tuple[int, ...],
 
 
 def environment(cwd: Path) -> dict[str, Any]:
-    """Host, CPU, Python, driver version and the git commit of the working directory."""
-    uname = os.uname()  # what socket.gethostname() and platform read, without importing them
-    return {
-        "host": uname.nodename,
-        "platform": f"{uname.sysname}-{uname.release}-{uname.machine}",
-        "cpu": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "python_executable": sys.executable,
-        "driver_version": __version__,
-        "git_commit": _git_commit(cwd),
-    }
+    """The run's environment block (driver.environment, read while the task runs): host, driver
+    version and the git commit of the working directory, then the machine's fields."""
+    from driver import environment as machine
 
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform  # only where /proc has no model name
-
-    return platform.processor() or platform.machine()
+    return {"host": os.uname().nodename, "driver_version": __version__,  # socket's, cheaper
+            "git_commit": _git_commit(cwd), **machine.collect(machine.system_root())}
 
 
 def _git_commit(cwd: Path) -> str | None:

@@ -132,6 +132,7 @@ def run_command(request: RunRequest, scraper: Scraper, samplers: Sequence[Sample
     if stop is None:
         with StopRequests().installed() as own:
             return run_command(request, scraper, samplers, own)
+    proctree.use_psutil()  # a bad BENCH_DRIVER_PROCESS_READER is refused before the command starts
     proctree.become_subreaper()
     proctree.reap_helpers()
     run = _Run(request, stop)
@@ -224,7 +225,7 @@ class _Run:
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)  # Popen never waits on it again
             self.exit_code = proc.returncode
-            supervisor.exit_maxrss_kib = int(usage.ru_maxrss)
+            supervisor.exit_maxrss_kib = proctree.maxrss_kib(usage.ru_maxrss)
             supervisor.end_leftovers()
         finally:
             self.wakeup.ring()

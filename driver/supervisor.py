@@ -87,7 +87,7 @@ class Supervisor:
                 except ChildProcessError:
                     continue
                 if reaped:
-                    self.maxrss_kib.append(int(usage.ru_maxrss))
+                    self.maxrss_kib.append(proctree.maxrss_kib(usage.ru_maxrss))
 
     def _running(self) -> list[int]:
         """The task's processes that have not exited yet."""

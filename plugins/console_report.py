@@ -95,7 +95,7 @@ def _problems(record: RunRecord) -> list[str]:
 def print_table(summaries: Sequence[SetSummary], stream: TextIO | None = None) -> None:
     """The statistics of sets on *stream* (stderr by default): rich on a terminal, plain text
     otherwise; names are never cut."""
-    from driver.experiments.summary import problem_lines, summary_rows
+    from driver.experiments.summary import noise_lines, problem_lines, summary_rows
 
     stream = stream or sys.stderr
     found = summary_rows(summaries)
@@ -105,6 +105,8 @@ def print_table(summaries: Sequence[SetSummary], stream: TextIO | None = None) -
         _plain_table(found, stream)
     for line in problem_lines(summaries):
         print(f"  ! {line}", file=stream)
+    for line in noise_lines(summaries):
+        print(f"  ~ {line}", file=stream)
 
 
 def _rich_table(summaries: Sequence[SetSummary], found: list[dict[str, Any]],

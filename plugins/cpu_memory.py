@@ -5,7 +5,8 @@
   polled ``VmHWM`` of live ones, which the kernel keeps even between polls) and (b) the peak of
   the tree's summed RSS as polled. For one process (the common case) this is the kernel's own
   number; for a multi-process workload (DDP ranks, data-loader workers) (b) adds up the processes
-  that are alive together, accurate to the polling interval.
+  that are alive together, accurate to the polling interval. Where processes are read through
+  psutil (no /proc), (a)'s polled part is the largest RSS polled, not VmHWM.
 * ``cpu_memory_usage_mean``: mean of the polled tree RSS over the run, MiB.
 """
 
@@ -18,6 +19,9 @@ from driver.hookspecs import hookimpl
 from driver.sampling import RunExit, Sampler, SamplerSummary, SamplingSettings
 
 KIB_PER_MIB = 1024.0
+#: What a polled per-process peak is: the kernel's VmHWM (/proc), or the largest RSS polled
+#: (psutil, which knows no per-process peak: see driver.proctree_psutil).
+POLLED_PEAK = {False: "polled VmHWM", True: "polled RSS (psutil)"}
 
 
 class CpuMemorySampler(Sampler):
@@ -62,7 +66,7 @@ class CpuMemorySampler(Sampler):
             "peak_mib": round(peak_kib / KIB_PER_MIB, 3),
             "peak_process_mib": round(process_peak_kib / KIB_PER_MIB, 3),
             "peak_process_source": "kernel ru_maxrss" if exact and kernel_kib >= self.hwm_kib
-            else "polled VmHWM",
+            else POLLED_PEAK[proctree.use_psutil()],
             "peak_tree_sum_mib": round(self.peak_sum_kib / KIB_PER_MIB, 3),
             "mean_tree_mib": round(mean_kib / KIB_PER_MIB, 3),
             "kernel_maxrss_mib": round(kernel_kib / KIB_PER_MIB, 3),

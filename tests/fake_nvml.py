@@ -23,6 +23,10 @@ without the NVIDIA driver (``NVMLError_LibraryNotFound``). The scenario is read 
          "util_pct": 40,
          "open_error": "NoPermission",         # optional: nvmlDeviceGetHandleByIndex raises
          "processes_error": "NotSupported",    # optional: the per-process query raises
+         "sm_clock_mhz": 1980, "memory_clock_mhz": 2619, "max_sm_clock_mhz": 1980,
+         "temperature_c": 45,                  # optional (absent: the query is NotSupported)
+         "throttle_reasons": 64,               # optional clock-event reason bits (64: HW thermal)
+         "throttle_reasons_file": "/tmp/bits", #   or re-read from a file on every query
          "processes": [                        # compute processes; only live ones are listed
            {"pid": 1234, "used_mib": 100},
            {"pid_file": "/tmp/pid", "used_mib": 100},     # the pid written in a file
@@ -304,6 +308,33 @@ def nvmlDeviceGetMigMode(device: _Handle) -> list[int]:
     if "mig" not in entry:
         raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
     return [int(entry["mig"]), int(entry["mig"])]
+
+
+def _reading(handle: _Handle, key: str) -> int:
+    """A scripted per-device number (``KEY_file``: re-read each time); NotSupported if absent."""
+    device = _device(handle)
+    if f"{key}_file" in device:
+        with open(device[f"{key}_file"], encoding="utf-8") as f:
+            return int(f.read().strip())
+    if key not in device:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return int(device[key])
+
+
+def nvmlDeviceGetClockInfo(handle: _Handle, clock: int) -> int:
+    return _reading(handle, {1: "sm_clock_mhz", 2: "memory_clock_mhz"}.get(clock, "-"))
+
+
+def nvmlDeviceGetMaxClockInfo(handle: _Handle, clock: int) -> int:
+    return _reading(handle, {1: "max_sm_clock_mhz"}.get(clock, "-"))
+
+
+def nvmlDeviceGetTemperature(handle: _Handle, sensor: int) -> int:
+    return _reading(handle, "temperature_c")
+
+
+def nvmlDeviceGetCurrentClocksEventReasons(handle: _Handle) -> int:
+    return _reading(handle, "throttle_reasons")
 
 
 def nvmlSystemGetDriverVersion() -> str:

@@ -193,7 +193,7 @@ def test_repetitions_report_statistics_and_keep_every_run(toy, cli, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.result["f.toy.speed.s"] == 120.0  # median of 100 110 120 130 1000
     summary = json.loads(next(tmp_path.glob("bench-runs/toy/*/summary.json")).read_text())
-    assert summary["schema"] == "bench-driver/summary" and summary["schema_version"] == 2
+    assert summary["schema"] == "bench-driver/summary" and summary["schema_version"] == 3
     speed = summary["metrics"]["speed"]
     assert speed["values"] == [100.0, 110.0, 120.0, 130.0, 1000.0]
     assert speed["mean"] == 292.0 and speed["min"] == 100.0 and speed["max"] == 1000.0

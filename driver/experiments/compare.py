@@ -366,6 +366,10 @@ def main_compare(args: Any, plugins: Plugins) -> int:
     check_names(options, list(dict.fromkeys([*baseline, *new])), {**baseline, **new})
     comparison = Comparison(args.baseline, args.new, tuple(compare(baseline, new, options)))
     print_comparison(comparison.verdicts)
+    from driver.noise import compare_notes
+
+    for note in compare_notes(args.baseline, args.new):  # what could explain a difference
+        print(f"bench-driver: note: {note}", file=sys.stderr)
     for failure in publish(plugins, "report_comparison", comparison, ReportSettings(args)):
         print(f"bench-driver: warning: {failure}", file=sys.stderr)
     return ExitCode.REGRESSION if comparison.failed else ExitCode.OK

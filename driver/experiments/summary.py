@@ -8,6 +8,8 @@ Format history of ``bench-driver/summary``:
 * 1 (bench-driver 0.1.0): the first version.
 * 2: ``directory`` (the set's directory); per run ``plugin_errors`` and ``storage_errors``; per metric ``error`` (e.g. a
   statistic that overflowed). Version 1 documents still load.
+* 3: ``environment`` (the environment block of the set's first run, driver.environment); per run
+  ``warnings`` (the machine's noise, driver.noise). Versions 1 and 2 still load.
 
 Format history of ``bench-driver/experiment``:
 
@@ -27,8 +29,8 @@ from driver.report import STAT_COLUMNS
 from driver.results import RunRecord, load_document, result_key, write_json_atomic
 
 SUMMARY_SCHEMA = "bench-driver/summary"
-SUMMARY_VERSION = 2
-SUMMARY_READS = (1, 2)
+SUMMARY_VERSION = 3
+SUMMARY_READS = (1, 2, 3)
 EXPERIMENT_SCHEMA = "bench-driver/experiment"
 EXPERIMENT_VERSION = 1
 EXPERIMENT_READS = (1,)
@@ -53,6 +55,7 @@ class SetRun:
     errors: tuple[str, ...] = ()
     plugin_errors: tuple[str, ...] = ()
     storage_errors: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()  # the machine's noise during this run (driver.noise)
 
     @classmethod
     def of(cls, kind: str, index: int, seed: int, record: RunRecord, resumed: bool) -> SetRun:
@@ -60,7 +63,7 @@ class SetRun:
         return cls(kind, index, seed, record.status, record.exit_code, record.signal,
                    record.duration_s, record.run_dir, str(Path(record.run_dir) / "record.json"),
                    resumed, record.values(), tuple(record.missing_required), record.errors,
-                   record.plugin_errors, record.storage_errors)
+                   record.plugin_errors, record.storage_errors, tuple(record.warnings))
 
     @property
     def measured(self) -> bool:
@@ -111,6 +114,7 @@ class SetSummary:
     variant: str | None = None
     values: Mapping[str, Any] = field(default_factory=dict)  # the experiment's matrix point
     directory: str = ""
+    environment: Mapping[str, Any] = field(default_factory=dict)  # of the set's first run
 
     @property
     def complete(self) -> bool:
@@ -149,7 +153,8 @@ class SetSummary:
               metas: Mapping[str, Mapping[str, Any]]) -> SetSummary:
         """*header* (every field but runs and metrics) with its runs and their statistics."""
         measured = [r for r in runs if r.measured]
-        return replace(header, runs=tuple(runs), metrics=summarise_metrics(measured, metas))
+        return replace(header, runs=tuple(runs), metrics=summarise_metrics(measured, metas),
+                       environment=header.environment or first_environment(runs))
 
     def to_dict(self) -> dict[str, Any]:
         body = asdict(self)
@@ -195,6 +200,18 @@ def summarise_metrics(runs: Sequence[SetRun],
                             error=f"overflow: {', '.join(s.overflow)}" if s.overflow else None)
         summary[name] = entry
     return summary
+
+
+def first_environment(runs: Sequence[SetRun]) -> dict[str, Any]:
+    """The environment block of the first of *runs* whose record can be read ({} if none)."""
+    from driver.errors import ConfigError
+
+    for run in runs:
+        try:
+            return dict(results.load_record(run.record).environment)
+        except ConfigError:
+            continue
+    return {}
 
 
 def record_metas(record: RunRecord) -> dict[str, dict[str, Any]]:
@@ -280,6 +297,20 @@ def problem_lines(summaries: Sequence[SetSummary]) -> list[str]:
             resume = "run the experiment again to resume" if s.experiment else \
                 "its finished runs are kept"
             lines.append(f"{s.label}: incomplete; {resume}")
+    return lines
+
+
+def noise_lines(summaries: Sequence[SetSummary]) -> list[str]:
+    """``label: noisy machine in N of M run(s): CHECK (first seen)`` per set and check: the
+    machine warnings that could explain a set's spread, or a difference between sets."""
+    lines = []
+    for s in summaries:
+        seen: dict[str, list[str]] = {}
+        for r in s.runs:
+            for check, warning in {w.split(":")[0]: w for w in r.warnings}.items():
+                seen.setdefault(check, []).append(warning)
+        lines += [f"{s.label}: noisy machine in {len(found)} of {len(s.runs)} run(s): {found[0]}"
+                  for found in seen.values()]
     return lines
 
 
