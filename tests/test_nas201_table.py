@@ -120,8 +120,9 @@ def test_simulated_clock(table: NB201Table) -> None:
     assert table.used_time_s == 0
 
 
-def test_evaluator_fidelity_is_the_number_of_runs_averaged() -> None:
-    evaluator = make_evaluator(NB201Space(), dataset="cifar10-valid", seed=0, cost_epochs=200)
+def test_evaluator_fidelity_runs_is_the_number_of_runs_averaged() -> None:
+    evaluator = make_evaluator(NB201Space(), dataset="cifar10-valid", seed=0, cost_epochs=200,
+                               fidelity="runs")
     one = evaluator.evaluate(Trial(0, INDEX_0))
     three = evaluator.evaluate(Trial(1, INDEX_0, fidelity=3.0))
     assert evaluator.max_fidelity() == 3.0
@@ -129,6 +130,30 @@ def test_evaluator_fidelity_is_the_number_of_runs_averaged() -> None:
     assert three.cost_s == pytest.approx(3 * 1444.2186, abs=1e-2)
     assert three.value == pytest.approx(81.98267, abs=1e-4)  # the mean of all three runs
     assert one.info == {"index": 0, "mean_valid_accuracy": pytest.approx(81.98267, abs=1e-4)}
+
+
+def test_nominal_fidelity_is_nb201s_bohb_budget_every_evaluation_one_run_full_cost() -> None:
+    evaluator = make_evaluator(NB201Space(), dataset="cifar10-valid", seed=0, cost_epochs=200)
+    assert (evaluator.min_fidelity(), evaluator.max_fidelity()) == (12.0, 200.0)
+    runs = (82.09199998291015, 81.61599997314453, 82.24000001464844)
+    for number, fidelity in enumerate((None, 12.0, 66.7, 200.0)):
+        result = evaluator.evaluate(Trial(number, INDEX_0, fidelity))
+        assert result.value in runs
+        assert result.cost_s == pytest.approx(1444.2186, abs=2.0)  # one run's 200-epoch time
+
+
+def test_epochs_fidelity_is_refused_saying_the_data_has_no_epochs() -> None:
+    with pytest.raises(DataError, match="per-epoch"):
+        make_evaluator(NB201Space(), fidelity="epochs")
+    with pytest.raises(ConfigError, match="did you mean 'runs'"):
+        make_evaluator(NB201Space(), fidelity="rons")
+
+
+def test_params_is_the_networks_true_count_not_seed_0s() -> None:
+    """Cell 13003: the data's seeds say 0.316346, 0.559386, 0.559386; the network has 0.559386."""
+    costs = NB201Table().query_meta_info_by_index(13003).get_compute_costs("cifar10-valid")
+    assert data.load_columns("cifar10").model_size_mb[13003][0] == pytest.approx(0.316346)
+    assert costs["params"] == pytest.approx(0.559386)
 
 
 def test_evaluator_options_are_checked() -> None:
