@@ -15,9 +15,10 @@ are those ../shared/REFERENCE.md gives (the paper's Table 5, CIFAR-10 only); oth
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Any, Mapping
 
 from driver.errors import ConfigError, did_you_mean
+from driver.search import SearchBudget, Searcher, TrialResult, run_search
 
 #: A reported column: a data set and its split.
 Column = tuple[str, str]
@@ -92,3 +93,42 @@ def published_text(protocol_: Protocol, searcher: str, column: Column) -> str:
     """``"91.19 +- 0.31"`` or ``"n/a"``."""
     value = protocol_.published.get(searcher, {}).get(column)
     return "n/a" if value is None else f"{value[0]:.2f} +- {value[1]:.2f}"
+
+
+@dataclass(frozen=True)
+class ProtocolRun:
+    """One search under a protocol: the chosen cell's accuracy per reported column, the number
+    of evaluations, and the anytime trace ``(simulated time s, the incumbent's mean accuracy on
+    the searched data set)`` in completion order."""
+
+    reported: Mapping[Column, float | None]
+    evaluations: int
+    trace: tuple[tuple[float, float], ...]
+
+
+def run_protocol(searcher: type[Searcher], chosen: Protocol, dataset: str, seed: int, *,
+                 concurrency: int = 1, max_evaluations: int | None = None,
+                 reward: str = "run", **options: Any) -> ProtocolRun:
+    """One seeded search of *dataset* with *chosen*'s preset for *searcher* (then *options*),
+    for the protocol's budget, or *max_evaluations* evaluations without a time limit."""
+    from plugins.nas201 import make_evaluator
+    from plugins.nas201.space import NB201Space
+
+    space = NB201Space()
+    evaluator = make_evaluator(space, dataset, seed, reward=reward)
+    settings = {**searcher.presets.get(chosen.preset, {}), **options}
+    budget = SearchBudget(max_evaluations,
+                          None if max_evaluations else chosen.budget_s(dataset))
+    trace: list[tuple[float, float]] = []
+    best: list[TrialResult] = []
+
+    def incumbent(finish_s: float, result: TrialResult) -> None:
+        if not best or result.value > best[0].value:  # run_search's rule: the first best stays
+            best[:] = [result]
+        trace.append((finish_s, best[0].info["mean_valid_accuracy"]))
+
+    outcome = run_search(searcher(space, seed=seed, **settings), evaluator, budget,
+                         concurrency=concurrency, on_result=incumbent)
+    index = outcome.best.info["index"]
+    reported = {column: reported_accuracy(index, column) for column in chosen.columns(dataset)}
+    return ProtocolRun(reported, outcome.evaluations, tuple(trace))
