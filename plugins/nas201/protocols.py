@@ -132,3 +132,26 @@ def run_protocol(searcher: type[Searcher], chosen: Protocol, dataset: str, seed:
     index = outcome.best.info["index"]
     reported = {column: reported_accuracy(index, column) for column in chosen.columns(dataset)}
     return ProtocolRun(reported, outcome.evaluations, tuple(trace))
+
+
+def random_search_gaps(chosen: Protocol, dataset: str, seeds: int, samples: int
+                       ) -> list[tuple[Column, float, float, float]]:
+    """The first sanity check: random search with noise-free values and *samples* draws (with
+    replacement, as it samples), per held column: ``(column, mean, standard error, exact
+    expectation)`` over seeds ``0..seeds-1``."""
+    import statistics
+
+    from plugins.nas201.table import expected_transfer_of_random
+    from plugins.toy_search.random_search import RandomSearch
+
+    runs = [run_protocol(RandomSearch, chosen, dataset, seed, max_evaluations=samples,
+                         reward="mean") for seed in range(seeds)]
+    gaps = []
+    for column in chosen.columns(dataset):
+        finals = [run.reported[column] for run in runs]
+        if None in finals:
+            continue  # not held by the table
+        held = [float(v) for v in finals if v is not None]
+        gaps.append((column, statistics.mean(held), statistics.stdev(held) / len(held) ** 0.5,
+                     expected_transfer_of_random(dataset, column[0], samples)))
+    return gaps

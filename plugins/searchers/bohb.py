@@ -18,12 +18,13 @@ evaluator without fidelities, BOHB is the model-based sampler on full fidelity a
 
 from __future__ import annotations
 
+import array
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from driver.search import Config, Evaluator, SearchSpace, Searcher, Trial, TrialResult
-from plugins.searchers.kde import KDESettings, good_and_bad, propose
+from plugins.searchers.kde import KDESettings, has_model, propose
 
 
 @dataclass
@@ -79,7 +80,8 @@ class BOHB(Searcher):
         self.model = KDESettings(**model_options)
         self.sizes = [len(options) for options in space.choices()]
         self.model.min_points(len(self.sizes))  # a bad min_points_in_model fails now
-        self.observations: dict[float | None, tuple[list[list[int]], list[float]]] = {}
+        # per fidelity: encodings (flat, d per result) and values; arrays hand numpy a buffer
+        self.observations: dict[float | None, tuple[array.array[int], array.array[float]]] = {}
         self._schedule = _hyperband(None, None, eta)
         self._started = 0
         self._brackets: list[_Bracket] = []
@@ -108,8 +110,9 @@ class BOHB(Searcher):
 
     def tell(self, result: TrialResult) -> None:
         """Feed the model; the result's bracket promotes once its rung has reported."""
-        encodings, values = self.observations.setdefault(result.trial.fidelity, ([], []))
-        encodings.append(list(self.space.encode(result.trial.config)))
+        encodings, values = self.observations.setdefault(
+            result.trial.fidelity, (array.array("q"), array.array("d")))
+        encodings.extend(self.space.encode(result.trial.config))
         values.append(result.value)
         bracket = self._bracket_of.pop(result.trial.number, None)
         if bracket is not None:
@@ -126,7 +129,7 @@ class BOHB(Searcher):
     def _new_config(self) -> Config:
         """A random configuration, or the density model's proposal once there is a model."""
         modelled = [f for f, (_, v) in self.observations.items()
-                    if good_and_bad(v, self.model, len(self.sizes)) is not None]
+                    if has_model(len(v), self.model, len(self.sizes))]
         if not modelled or self.rng.random() < self.random_fraction:
             return self.space.sample(self.rng)
         encodings, values = self.observations[max(modelled, key=lambda f: -1.0 if f is None else f)]

@@ -50,21 +50,30 @@ class KDESettings:
         return self.min_points_in_model or decisions + 1
 
 
+def split_sizes(observations: int, settings: KDESettings, decisions: int) -> tuple[int, int]:
+    """hpbandster's good and bad set sizes for *observations* results at one fidelity:
+    ``max(min_points, top_n_percent% of n)`` good, then up to ``max(min_points, the rest%)``."""
+    n, min_points = observations, settings.min_points(decisions)
+    n_good = min(n, max(min_points, settings.top_n_percent * n // 100))
+    return n_good, min(n - n_good, max(min_points, (100 - settings.top_n_percent) * n // 100))
+
+
+def has_model(observations: int, settings: KDESettings, decisions: int) -> bool:
+    """Whether there is a model: at least ``min_points`` results, and the good and the bad set
+    each hold at least ``decisions + 1`` points (hpbandster's rule)."""
+    n_good, n_bad = split_sizes(observations, settings, decisions)
+    return observations >= settings.min_points(decisions) and min(n_good, n_bad) > decisions
+
+
 def good_and_bad(values: Sequence[float], settings: KDESettings, decisions: int
                  ) -> tuple[list[int], list[int]] | None:
-    """Indices of the good and bad observations (values maximised), or None while either set
-    would hold fewer than ``decisions + 1`` points (hpbandster's rule)."""
-    min_points = settings.min_points(decisions)
-    n = len(values)
-    if n < min_points:
+    """Indices of the good and bad observations (values maximised, ties in arrival order), or
+    None while there is no model."""
+    if not has_model(len(values), settings, decisions):
         return None
-    order = sorted(range(n), key=lambda i: -values[i])  # stable: ties keep arrival order
-    n_good = max(min_points, settings.top_n_percent * n // 100)
-    n_bad = max(min_points, (100 - settings.top_n_percent) * n // 100)
-    good, bad = order[:n_good], order[n_good : n_good + n_bad]
-    if len(good) <= decisions or len(bad) <= decisions:
-        return None
-    return good, bad
+    n_good, n_bad = split_sizes(len(values), settings, decisions)
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable
+    return order[:n_good], order[n_good : n_good + n_bad]
 
 
 def propose(
@@ -75,14 +84,17 @@ def propose(
     rng: Any,
 ) -> list[int] | None:
     """The most promising encoding under the good/bad density ratio, or None when there are too
-    few observations for a model. *rng* is a ``numpy.random.Generator``; *values* are maximised."""
-    split = good_and_bad(values, settings, len(sizes))
-    if split is None:
+    few observations for a model. *encodings* are rows of option indices, or all rows in one
+    flat sequence; *rng* is a ``numpy.random.Generator``; *values* are maximised (the same split
+    as :func:`good_and_bad`, by numpy)."""
+    if not has_model(len(values), settings, len(sizes)):
         return None
     import numpy as np
 
-    x = np.asarray(encodings, dtype=np.int64)
-    good, bad = x[split[0]], x[split[1]]
+    n_good, n_bad = split_sizes(len(values), settings, len(sizes))
+    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
+    x = np.asarray(encodings, dtype=np.int64).reshape(len(values), len(sizes))  # or flat
+    good, bad = x[order[:n_good]], x[order[n_good : n_good + n_bad]]
     c = np.asarray(sizes)
     bw_good, bw_bad = bandwidths(good, c, settings), bandwidths(bad, c, settings)
     candidates = _draw_candidates(good, bw_good, c, settings, rng)
