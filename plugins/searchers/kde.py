@@ -77,7 +77,7 @@ def good_and_bad(values: Sequence[float], settings: KDESettings, decisions: int
 
 
 def propose(
-    encodings: Sequence[Sequence[int]],
+    encodings: Sequence[Sequence[int]] | Sequence[int],
     values: Sequence[float],
     sizes: Sequence[int],
     settings: KDESettings,
