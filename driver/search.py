@@ -194,6 +194,15 @@ class SearchBudget:
         if self.max_evaluations is None and self.max_time_s is None:
             raise ValueError("a search budget needs max_evaluations or max_time_s")
 
+    def allows_another(self, submitted: int) -> bool:
+        """Whether a trial may be submitted after *submitted* (results count, so no more trials
+        than ``max_evaluations`` are started)."""
+        return self.max_evaluations is None or submitted < self.max_evaluations
+
+    def too_late(self, finish_s: float) -> bool:
+        """Whether a trial finishing at *finish_s* ends past ``max_time_s`` (it is not counted)."""
+        return self.max_time_s is not None and finish_s > self.max_time_s
+
 
 @dataclass(frozen=True)
 class SearchOutcome:
@@ -288,14 +297,13 @@ def run_search(
     submitted = 0
     try:
         while True:
-            while executor.in_flight < concurrency and (
-                    budget.max_evaluations is None or submitted < budget.max_evaluations):
+            while executor.in_flight < concurrency and budget.allows_another(submitted):
                 executor.submit(searcher.ask())
                 submitted += 1
             if not executor.in_flight:
                 break
             finish_s, result = executor.next_result()
-            if budget.max_time_s is not None and finish_s > budget.max_time_s:
+            if budget.too_late(finish_s):
                 break
             searcher.tell(result)
             if best is None or result.value > best.value:

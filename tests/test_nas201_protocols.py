@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,8 @@ import pytest
 
 from conftest import REPO
 from driver.errors import ConfigError
-from plugins.nas201.protocols import ALL_COLUMNS, PROTOCOLS, protocol, run_protocol
+from plugins.nas201.protocols import (ALL_COLUMNS, PROTOCOLS, protocol, random_search_gaps,
+                                      run_protocol)
 from plugins.searchers.evolution import RegularizedEvolution
 from plugins.toy_search.random_search import RandomSearch
 
@@ -36,21 +36,12 @@ def test_random_search_is_within_2_standard_errors_of_the_exact_expectation(
         name: str, dataset: str) -> None:
     """Noise-free values, 100 draws with replacement (as random search samples); every reported
     column against the exact expectation of the cell that the search's pick has there."""
-    from plugins.nas201.table import expected_transfer_of_random
-
     chosen = protocol(name)
-    runs = [run_protocol(RandomSearch, chosen, dataset, seed, max_evaluations=SAMPLES,
-                         reward="mean") for seed in SEEDS]
-    checked = 0
-    for column in chosen.columns(dataset):
-        finals = [run.reported[column] for run in runs]
-        if finals[0] is None:
-            continue  # the table holds no test accuracy
-        expected = expected_transfer_of_random(dataset, column[0], SAMPLES)
-        se = statistics.stdev(finals) / len(finals) ** 0.5  # type: ignore[arg-type]
-        assert abs(statistics.mean(finals) - expected) < 2 * se, column  # type: ignore[arg-type]
-        checked += 1
-    assert checked == (3 if chosen.transfer else 1)
+    gaps = random_search_gaps(chosen, dataset, len(SEEDS), SAMPLES)
+    assert [column for column, *_ in gaps] == [
+        c for c in chosen.columns(dataset) if c[1] == "x-valid"]  # the test column is not held
+    for column, mean, se, expected in gaps:
+        assert abs(mean - expected) < 2 * se, (column, mean, se, expected)
 
 
 @pytest.mark.parametrize(("name", "dataset"), SEARCHES)
@@ -115,3 +106,20 @@ def test_the_task_runs_per_dataset_with_trials_in_flight(tmp_path: Path) -> None
     assert serial["simulated_time_s"] <= 40_000 and parallel["simulated_time_s"] <= 40_000
     assert parallel["evaluations"] > 3 * serial["evaluations"]
     assert "cifar100_valid_accuracy" in serial and "imagenet16_120_valid_accuracy" not in serial
+
+
+def test_the_comparison_benchmark_prints_both_protocols_and_plots_each_concurrency(
+        tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    command = [sys.executable, "benchmarks/nas_comparison.py", "--seeds", "3", "--jobs", "2",
+               "--concurrency", "1", "4", "--searchers", "random", "bohb", "--no-sanity",
+               "--datasets", "cifar10-valid", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "transfer: search cifar10-valid for 12,000" in done.stdout
+    assert "per-dataset: search cifar10-valid for 20,000" in done.stdout
+    assert "90.93 +- 0.36" in done.stdout and "n/a / 93.70 +- 0.36" in done.stdout
+    assert "total wall time" in done.stdout
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        f"anytime_{name}_cifar10-valid_c{n}.png" for name in ("per-dataset", "transfer")
+        for n in (1, 4)]
