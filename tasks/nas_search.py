@@ -8,8 +8,13 @@ like the space, unless ``--evaluator`` says otherwise: ``--evaluator live`` trai
 the budget is then real seconds). ``--mode toy|full`` and ``--data-dir`` go to evaluators that take
 them, ``--evaluator-option KEY=VALUE`` to the evaluator. ``--trials-file PATH`` writes one JSON line
 per counted trial (number, arch, value, cost, clock, the evaluator's info) as the search goes, for
-``tasks/nas201_pareto.py``. Output, one line per evaluation, then a final block (every value on its
-own line, so that each pattern has exactly one group)::
+``tasks/nas201_pareto.py``. ``--concurrency N`` keeps N trials in flight on the search's clock
+(results are told in completion order). ``--protocol transfer|per-dataset`` (NAS-Bench-201, see
+``plugins/nas201/protocols.py``) fills the data set, the budget and the searcher preset that the
+command line leaves open, and adds the chosen cell's accuracy on the protocol's columns
+(``final: report_<dataset>_<split>=``); ``--preset NAME`` picks a searcher's named settings.
+Output, one line per evaluation, then a final block (every value on its own line, so that each
+pattern has exactly one group)::
 
     search: evaluations=12 time=1302.4 value=90.9 best=91.02
     final: best_valid_accuracy=91.2467
@@ -17,6 +22,7 @@ own line, so that each pattern has exactly one group)::
     final: evaluations=110
     final: time_s=11952.1
     final: arch=|nor_conv_3x3~0|+|...|
+    final: report_cifar100_x_valid=72.9     (with --protocol transfer; one per held column)
 
 ``best_value`` is the best value the searcher observed (on nb201: one training run's validation
 accuracy); ``best_valid_accuracy`` (evaluators that report it) is, on nb201, the mean validation
@@ -42,8 +48,8 @@ from driver.errors import BenchDriverError, ConfigError, did_you_mean  # noqa: E
 from driver.guard import Guarded, call  # noqa: E402
 from driver.plugins import Plugins, load_task_plugins  # noqa: E402
 from driver.search import (  # noqa: E402
-    Evaluator, SearchBudget, SearchOutcome, Searcher, SearchSpace, Trial, TrialResult,
-    check_requirements, run_search,
+    SearchBudget, SearchOutcome, Searcher, SearchSpace, TrialResult, check_requirements,
+    run_search,
 )
 
 
@@ -55,7 +61,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluator", help="registered evaluator (default: named like the space)")
     parser.add_argument("--dataset", help="nb201: cifar10-valid, cifar10, cifar100, ImageNet16-120")
     parser.add_argument("--seed", type=int, default=0, help="seeds the searcher and the evaluator")
-    parser.add_argument("--time-budget", type=float, help="simulated seconds, e.g. 12000")
+    parser.add_argument("--time-budget", type=float,
+                        help="simulated seconds, e.g. 12000 (0 or absent: the protocol's)")
     parser.add_argument("--max-evaluations", type=int, help="number of evaluations")
     parser.add_argument("--cost-epochs", type=float,
                         help="nb201: charge train_time * N/200 per evaluation (default 12)")
@@ -66,11 +73,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluator-option", action="append", default=[], metavar="KEY=VALUE",
                         help="evaluator option, e.g. epochs=12 (repeatable)")
     parser.add_argument("--trials-file", help="write every counted trial here (JSON lines)")
+    parser.add_argument("--concurrency", type=int, default=1,
+                        help="trials in flight at once on the search's clock (default 1: serial)")
+    parser.add_argument("--protocol", default="none",
+                        help="nb201: transfer (the paper's) or per-dataset (NATS-Bench's); sets "
+                             "the budget, the preset and the reported columns (default none)")
+    parser.add_argument("--preset", help="searcher preset, e.g. nb201 or nats-bench (default: "
+                                         "the protocol's; none: the searcher's defaults)")
     parser.add_argument("--quiet", action="store_true", help="print only the final lines")
     args = parser.parse_args(argv)
-    if args.time_budget is None and args.max_evaluations is None:
-        parser.error("give --time-budget SECONDS or --max-evaluations N (or both)")
+    if args.time_budget == 0:
+        args.time_budget = None
+    if args.concurrency < 1:
+        parser.error(f"--concurrency {args.concurrency!r}: keep at least 1 trial in flight")
+    if args.time_budget is None and args.max_evaluations is None and args.protocol == "none":
+        parser.error("give --time-budget SECONDS or --max-evaluations N (or both), or --protocol")
     return args
+
+
+def apply_protocol(args: argparse.Namespace) -> Any:
+    """Fill the data set, the budget and the preset from ``--protocol`` where the command line
+    left them open; the protocol (None for ``none``), checked before anything is built."""
+    if args.protocol == "none":
+        return None
+    from plugins.nas201.protocols import protocol
+
+    chosen = protocol(args.protocol)
+    args.dataset = args.dataset or next(iter(chosen.budgets_s))
+    budget_s = chosen.budget_s(args.dataset)
+    if args.time_budget is None:
+        args.time_budget = budget_s
+    args.preset = args.preset or chosen.preset
+    return chosen
 
 
 def parse_options(pairs: Sequence[str], flag: str = "--option") -> dict[str, Any]:
@@ -125,18 +159,33 @@ def run(args: argparse.Namespace) -> SearchOutcome:
     evaluator = factory.create(space, **evaluator_options(factory.target, args))
     searcher_class = lookup(plugins, "searchers", args.searcher)
     check_requirements(searcher_class.target, space.target, args.searcher, args.space)
-    options = parse_options(args.option)
+    options = searcher_options(plugins, searcher_class.target, args)
     made = call(searcher_class.origin, "the searcher's constructor", _searcher_with_options,
                 searcher_class.target, space, args.seed, options, args.searcher)
     searcher = Guarded(made, searcher_class.origin)
     budget = SearchBudget(args.max_evaluations, args.time_budget)
     log = None if args.quiet else (lambda line: print(line, flush=True))
-    if args.trials_file:
-        searcher = TrialRecorder(searcher, args.trials_file)
-    try:
-        return run_search(searcher, evaluator, budget, log)
-    except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
-        raise ConfigError(f"search {args.searcher!r} on {args.space!r}: {exc}") from None
+    with TrialsFile(args.trials_file) as record:
+        try:
+            return run_search(searcher, evaluator, budget, log, concurrency=args.concurrency,
+                              on_result=record)
+        except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
+            raise ConfigError(f"search {args.searcher!r} on {args.space!r}: {exc}") from None
+
+
+def searcher_options(plugins: Plugins, cls: type[Searcher], args: argparse.Namespace
+                     ) -> dict[str, Any]:
+    """The preset's options for *cls* (none if it names no such preset), then ``--option``s.
+    A preset no registered searcher names is a ConfigError."""
+    if args.preset in (None, "none"):
+        return parse_options(args.option)
+    known = {name for searcher in plugins.registry("searchers").values()
+             for name in getattr(searcher, "presets", {})}
+    if args.preset not in known:
+        raise ConfigError(f"--preset {args.preset!r}: no searcher has this preset"
+                          f"{did_you_mean(args.preset, known)}; presets: "
+                          f"{', '.join(sorted(known)) or '(none)'}, or none")
+    return {**cls.presets.get(args.preset, {}), **parse_options(args.option)}
 
 
 def _searcher_with_options(cls: type[Searcher], space: SearchSpace, seed: int,
@@ -148,40 +197,47 @@ def _searcher_with_options(cls: type[Searcher], space: SearchSpace, seed: int,
         raise ConfigError(f"searcher {name!r}: {exc}") from None
 
 
-class TrialRecorder(Searcher):
-    """Wraps a searcher; writes each result it is told (the counted trials, in order) as one JSON
-    line, flushed, so that an interrupted search keeps what it evaluated."""
+class TrialsFile:
+    """A context manager whose value records each counted result (``run_search``'s
+    ``on_result``) as one JSON line, flushed, so an interrupted search keeps what it evaluated;
+    with no path it records nothing."""
 
-    def __init__(self, inner: Searcher, path: str) -> None:  # no super().__init__: all delegated
-        self.inner, self.name, self.path, self.clock_s = inner, inner.name, path, 0.0
+    def __init__(self, path: str | None) -> None:
+        self.path = path
         self._file: Any = None
 
-    def setup(self, evaluator: Evaluator) -> None:
-        """Open the file (truncated) and set the searcher up."""
+    def __enter__(self) -> Callable[[float, TrialResult], None] | None:
+        if self.path is None:
+            return None
         self._file = open(self.path, "w", encoding="utf-8")
-        self.inner.setup(evaluator)
+        return self.write
 
-    def ask(self) -> Trial:
-        """The searcher's next trial."""
-        return self.inner.ask()
-
-    def tell(self, result: TrialResult) -> None:
-        """Record *result*, then tell the searcher."""
-        self.clock_s += result.cost_s
+    def write(self, finish_s: float, result: TrialResult) -> None:
+        """One line: the trial, its value and cost, and the search's clock when it finished."""
         row = {"number": result.trial.number, "config": result.trial.config,
                "fidelity": result.trial.fidelity, "value": result.value, "cost_s": result.cost_s,
-               "time_s": self.clock_s, "info": dict(result.info)}
+               "time_s": finish_s, "info": dict(result.info)}
         self._file.write(json.dumps(row, default=str) + "\n")
         self._file.flush()
-        self.inner.tell(result)
 
-    def close(self) -> None:
-        """Close the searcher and the file."""
-        try:
-            self.inner.close()
-        finally:
-            if self._file is not None:
-                self._file.close()
+    def __exit__(self, *exc: object) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def print_reports(chosen: Any, dataset: str, outcome: SearchOutcome) -> None:
+    """The protocol's columns for the chosen cell: ``final: report_<dataset>_<split>=ACC``, one
+    line each; a column the table does not hold gets a ``note:`` line instead."""
+    from plugins.nas201.protocols import reported_accuracy
+
+    index = outcome.best.info.get("index")
+    for column in chosen.columns(dataset):
+        value = None if index is None else reported_accuracy(index, column)
+        key = "report_" + "_".join(column).replace("-", "_")
+        if value is None:
+            print(f"note: {key}=n/a (the table holds no {column[1]} accuracy)")
+        else:
+            print(f"final: {key}={value:.6g}")
 
 
 def print_final(outcome: SearchOutcome) -> None:
@@ -201,11 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; errors become one message on stderr and the documented exit code."""
     args = parse_args(argv)
     try:
+        chosen = apply_protocol(args)
         outcome = run(args)
+        print_final(outcome)
+        if chosen is not None:
+            print_reports(chosen, args.dataset, outcome)
     except BenchDriverError as exc:
         print(f"nas_search: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    print_final(outcome)
     return 0
 
 

@@ -23,6 +23,7 @@ def make_evaluator(
     cost_epochs: float = 12,
     reward: str = "run",
     mode: str = "toy",
+    fidelity: str = "nominal",
 ) -> Evaluator:
     """The ``nb201`` evaluator (see :class:`plugins.nas201.evaluator.NB201Evaluator`); imported
     here, when first used, so that loading the plugin stays cheap. A look-up needs no training,
@@ -31,7 +32,7 @@ def make_evaluator(
     from plugins.nas201.schedule import check_mode
 
     check_mode(mode)
-    return NB201Evaluator(space, dataset, seed, cost_epochs, reward)
+    return NB201Evaluator(space, dataset, seed, cost_epochs, reward, fidelity)
 
 
 def make_live_evaluator(

@@ -170,11 +170,44 @@ class NB201Table:
         self.used_time_s = 0.0
 
 
-def expected_best_of_random(dataset: str, samples: int) -> float:
-    """The exact expected best mean validation accuracy among *samples* distinct cells drawn
-    uniformly without replacement: ``sum_j v_(j) * C(j-1, k-1) / C(N, k)`` over sorted values."""
+def expected_best_of_random(dataset: str, samples: int, replacement: bool = True) -> float:
+    """The exact expected best mean validation accuracy among *samples* cells drawn uniformly,
+    with replacement (as NAS-Bench-201's random search samples) or without."""
     values = sorted(columns(dataset).mean_valid_accuracy)
+    if replacement:
+        return expected_max_with_replacement(values, samples)
     return expected_max_without_replacement(values, samples)
+
+
+def expected_transfer_of_random(search_dataset: str, report_dataset: str, samples: int) -> float:
+    """The exact expected mean validation accuracy on *report_dataset* of the cell that random
+    search (*samples* draws with replacement, noise-free values) picks on *search_dataset*.
+
+    The pick is in the top group of equal search values with probability ``(hi/n)^k - (lo/n)^k``
+    (cells ranked ascending, the group spanning ranks lo+1..hi); within a group every cell is
+    equally likely, so the group counts with its mean reported value."""
+    search = columns(search_dataset).mean_valid_accuracy
+    report = columns(report_dataset).mean_valid_accuracy
+    order = sorted(range(len(search)), key=search.__getitem__)
+    n, total, lo = len(order), 0.0, 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and search[order[hi]] == search[order[lo]]:
+            hi += 1
+        group = [report[i] for i in order[lo:hi]]
+        total += ((hi / n) ** samples - (lo / n) ** samples) * sum(group) / len(group)
+        lo = hi
+    return total
+
+
+def expected_max_with_replacement(sorted_values: list[float], k: int) -> float:
+    """E[max] of *k* independent uniform draws from *sorted_values* (ascending): the max is the
+    j-th smallest (1-based) with probability ``(j/n)^k - ((j-1)/n)^k``."""
+    n = len(sorted_values)
+    if n < 1 or k < 1:
+        raise ValueError(f"need values and k >= 1, got {n} values and k={k!r}")
+    return sum(v * ((j / n) ** k - ((j - 1) / n) ** k)
+               for j, v in enumerate(sorted_values, start=1))
 
 
 def expected_max_without_replacement(sorted_values: list[float], k: int) -> float:

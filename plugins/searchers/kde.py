@@ -1,11 +1,23 @@
 """BOHB's density model for categorical spaces: a TPE-like ratio of two kernel density estimates.
 
-Observations at one fidelity are split into the best ``top_n_percent`` ("good") and the rest
-("bad"); each set gets a product of Aitchison-Aitken kernels (keep the option with probability
-``1 - bw``, any other with ``bw / (c - 1)``). Candidates are drawn around good points with widened
-bandwidths, and the one maximising ``good(x) / bad(x)`` is proposed. Bandwidths follow BOHB's
-implementation (statsmodels' ``normal_reference`` rule on the option indices), clipped to
-``[min_bandwidth, (c - 1) / c]``. numpy is imported here, when a model is first fitted.
+As hpbandster's ``BOHB`` config generator (the definition of BOHB; Falkner et al., ICML 2018)
+with every parameter categorical (statsmodels var_type ``'u'``):
+
+* observations at one fidelity are ranked; the best ``n_good = max(min_points, top_n_percent% of
+  n)`` are "good", the next ``n_bad = max(min_points, (100 - top_n_percent)% of n)`` are "bad";
+  there is a model only when each set has at least ``d + 1`` points (d decisions);
+* each set gets a product of Aitchison-Aitken kernels (keep the option with probability
+  ``1 - bw``, any other with ``bw / (c - 1)``), bandwidths by statsmodels' ``normal_reference``
+  rule on the option indices (``1.06 * std * n^(-1/(4+d))``, population std), at least
+  ``min_bandwidth``;
+* ``num_samples`` candidates are drawn around random good points: each option kept with
+  probability ``1 - bw``, else redrawn uniformly; the one maximising ``good(x) / bad(x)`` wins.
+  ``bandwidth_factor`` widens only continuous parameters in hpbandster, so it changes nothing here.
+
+Two deliberate differences: ``c`` is the decision's number of options (statsmodels counts the
+distinct values in the data, which divides by zero when a set holds one value), and bandwidths
+are capped at ``(c - 1) / c`` (the uniform kernel) so that a kernel is never negative. numpy is
+imported here, when a model is first fitted.
 """
 
 from __future__ import annotations
@@ -16,39 +28,75 @@ from typing import Any, Sequence
 
 @dataclass(frozen=True)
 class KDESettings:
-    """BOHB's model options (defaults are BOHB's)."""
+    """BOHB's model options; defaults are hpbandster's (NB201's task passes its own)."""
 
     top_n_percent: int = 15
     num_samples: int = 64
-    min_points_in_model: int = 0  # 0: number of decisions + 1
-    bandwidth_factor: float = 3.0
+    min_points_in_model: int = 0  # 0: number of decisions + 1 (the least hpbandster accepts)
+    bandwidth_factor: float = 3.0  # continuous parameters only: no effect on categorical spaces
     min_bandwidth: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.top_n_percent < 100 or self.num_samples < 1 or self.min_bandwidth <= 0:
+            raise ValueError(f"bohb: need 0 < top_n_percent < 100, num_samples >= 1 and "
+                             f"min_bandwidth > 0, got {self.top_n_percent!r}, "
+                             f"{self.num_samples!r}, {self.min_bandwidth!r}")
+
+    def min_points(self, decisions: int) -> int:
+        """The fewest observations a model needs, ValueError if set below ``decisions + 1``."""
+        if self.min_points_in_model and self.min_points_in_model < decisions + 1:
+            raise ValueError(f"bohb: min_points_in_model={self.min_points_in_model!r} is below "
+                             f"{decisions + 1} (decisions + 1), the least a KDE needs")
+        return self.min_points_in_model or decisions + 1
+
+
+def split_sizes(observations: int, settings: KDESettings, decisions: int) -> tuple[int, int]:
+    """hpbandster's good and bad set sizes for *observations* results at one fidelity:
+    ``max(min_points, top_n_percent% of n)`` good, then up to ``max(min_points, the rest%)``."""
+    n, min_points = observations, settings.min_points(decisions)
+    n_good = min(n, max(min_points, settings.top_n_percent * n // 100))
+    return n_good, min(n - n_good, max(min_points, (100 - settings.top_n_percent) * n // 100))
+
+
+def has_model(observations: int, settings: KDESettings, decisions: int) -> bool:
+    """Whether there is a model: at least ``min_points`` results, and the good and the bad set
+    each hold at least ``decisions + 1`` points (hpbandster's rule)."""
+    n_good, n_bad = split_sizes(observations, settings, decisions)
+    return observations >= settings.min_points(decisions) and min(n_good, n_bad) > decisions
+
+
+def good_and_bad(values: Sequence[float], settings: KDESettings, decisions: int
+                 ) -> tuple[list[int], list[int]] | None:
+    """Indices of the good and bad observations (values maximised, ties in arrival order), or
+    None while there is no model."""
+    if not has_model(len(values), settings, decisions):
+        return None
+    n_good, n_bad = split_sizes(len(values), settings, decisions)
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable
+    return order[:n_good], order[n_good : n_good + n_bad]
 
 
 def propose(
-    encodings: Sequence[Sequence[int]],
+    encodings: Sequence[Sequence[int]] | Sequence[int],
     values: Sequence[float],
     sizes: Sequence[int],
     settings: KDESettings,
     rng: Any,
 ) -> list[int] | None:
     """The most promising encoding under the good/bad density ratio, or None when there are too
-    few observations for a model. *rng* is a ``numpy.random.Generator``; *values* are maximised."""
+    few observations for a model. *encodings* are rows of option indices, or all rows in one
+    flat sequence; *rng* is a ``numpy.random.Generator``; *values* are maximised (the same split
+    as :func:`good_and_bad`, by numpy)."""
+    if not has_model(len(values), settings, len(sizes)):
+        return None
     import numpy as np
 
-    min_points = settings.min_points_in_model or len(sizes) + 1
-    if len(values) < min_points + 2:
-        return None
-    x = np.asarray(encodings, dtype=np.int64)
+    n_good, n_bad = split_sizes(len(values), settings, len(sizes))
     order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
-    n = len(values)
-    n_good = max(min_points, settings.top_n_percent * n // 100)
-    n_bad = max(min_points, (100 - settings.top_n_percent) * n // 100)
+    x = np.asarray(encodings, dtype=np.int64).reshape(len(values), len(sizes))  # or flat
     good, bad = x[order[:n_good]], x[order[n_good : n_good + n_bad]]
-    if len(bad) == 0:
-        return None
     c = np.asarray(sizes)
-    bw_good, bw_bad = _bandwidths(good, c, settings), _bandwidths(bad, c, settings)
+    bw_good, bw_bad = bandwidths(good, c, settings), bandwidths(bad, c, settings)
     candidates = _draw_candidates(good, bw_good, c, settings, rng)
     ratio = np.maximum(_density(candidates, good, bw_good, c), 1e-32) / np.maximum(
         _density(candidates, bad, bw_bad, c), 1e-32
@@ -56,24 +104,23 @@ def propose(
     return [int(v) for v in candidates[int(np.argmax(ratio))]]
 
 
-def _bandwidths(points: Any, sizes: Any, settings: KDESettings) -> Any:
-    """statsmodels' normal_reference rule, per decision: 1.06 * std * n^(-1/(4+d))."""
+def bandwidths(points: Any, sizes: Any, settings: KDESettings) -> Any:
+    """statsmodels' normal_reference rule per decision, ``1.06 * std * n^(-1/(4+d))`` with the
+    population std (``np.std``), clipped to ``[min_bandwidth, (c - 1) / c]``."""
     import numpy as np
 
     n, d = points.shape
-    std = points.std(axis=0, ddof=1) if n > 1 else np.zeros(d)
-    bw = 1.06 * std * n ** (-1.0 / (4 + d))
+    bw = 1.06 * points.std(axis=0) * n ** (-1.0 / (4 + d))
     return np.clip(bw, settings.min_bandwidth, (sizes - 1) / sizes)
 
 
 def _draw_candidates(good: Any, bw: Any, sizes: Any, settings: KDESettings, rng: Any) -> Any:
-    """Around random good points: keep each option with prob. 1 - widened bw, else redraw it."""
+    """Around random good points: keep each option with probability 1 - bw, else draw any."""
     import numpy as np
 
     m, d = settings.num_samples, good.shape[1]
-    wide = np.maximum(bw * settings.bandwidth_factor, settings.min_bandwidth)
     centres = good[rng.integers(len(good), size=m)]
-    redraw = rng.random((m, d)) >= 1 - wide
+    redraw = rng.random((m, d)) >= 1 - bw
     fresh = rng.integers(0, sizes, size=(m, d))
     return np.where(redraw, fresh, centres)
 
