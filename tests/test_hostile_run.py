@@ -27,6 +27,12 @@ ECHO = """
 """
 
 
+def scraped(result: dict) -> dict:
+    """The scraped metrics of a flat result: a run the sampler caught (a loaded machine) also
+    has cpu_memory_usage figures, one that ended first has none."""
+    return {k: v for k, v in result.items() if "memory_usage" not in k}
+
+
 def config(write_config, method: str = "last", values: str = "1 2") -> Path:
     return write_config(ECHO.format(method=method, values=values))
 
@@ -58,7 +64,7 @@ def test_output_fifo_and_device_are_written_through_never_replaced(write_config,
     reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE, text=True)
     run = cli("--task-name", "t", "--output", str(fifo))
     assert run.returncode == 0, run.stderr
-    assert json.loads(reader.communicate(timeout=30)[0]) == {"t.v": 2.0}
+    assert scraped(json.loads(reader.communicate(timeout=30)[0])) == {"t.v": 2.0}
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     run = cli("--task-name", "t", "--output", "/dev/null")
     assert run.returncode == 0, run.stderr
@@ -72,7 +78,7 @@ def test_output_symlink_is_followed_and_kept(write_config, cli, tmp_path):
     run = cli("--task-name", "t", "--output", "link.json")
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "link.json").is_symlink()
-    assert json.loads((tmp_path / "real.json").read_text()) == {"t.v": 2.0}
+    assert scraped(json.loads((tmp_path / "real.json").read_text())) == {"t.v": 2.0}
 
 
 def test_an_experiment_never_touches_the_flat_result(write_config, cli, tmp_path):
@@ -85,7 +91,7 @@ def test_an_experiment_never_touches_the_flat_result(write_config, cli, tmp_path
     run = cli("experiment", "e")
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "dlbenchmark_result.json").read_text() == '{"kept": 1}'
-    assert json.loads((tmp_path / "bench-runs/e/values=2/result.json").read_text()) == \
+    assert scraped(json.loads((tmp_path / "bench-runs/e/values=2/result.json").read_text())) == \
         {"t.v": 2.0}
 
 
