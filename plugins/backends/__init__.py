@@ -1,0 +1,32 @@
+"""The built-in execution backends (``--backend NAME``, docs/backends.md).
+
+* ``local``: worker subprocesses on this machine (:mod:`plugins.backends.local`);
+* ``ray``: one Ray task per run, on a Ray cluster (:mod:`plugins.backends.ray_backend`, the
+  ``ray`` extra);
+* ``slurm``: one Slurm job per run through submitit (:mod:`plugins.backends.slurm`, the ``slurm``
+  extra).
+
+Each module is imported only when its backend is chosen, and ray or submitit only when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from driver.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from driver.backends import Backend
+
+
+def local(options: argparse.Namespace, jobs: int) -> Backend:
+    """The local backend (worker subprocesses)."""
+    from plugins.backends.local import LocalBackend
+
+    return LocalBackend(options, jobs)
+
+
+@hookimpl
+def bench_driver_register_backends() -> dict[str, Any]:
+    return {"local": local}
