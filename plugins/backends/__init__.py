@@ -27,6 +27,25 @@ def local(options: argparse.Namespace, jobs: int) -> Backend:
     return LocalBackend(options, jobs)
 
 
+def ray(options: argparse.Namespace, jobs: int) -> Backend:
+    """The Ray backend (one Ray task per run)."""
+    from plugins.backends.ray_backend import RayBackend
+
+    return RayBackend(options, jobs)
+
+
+@hookimpl
+def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> None:
+    if command != "run":
+        return
+    group = parser.add_argument_group("backends (docs/backends.md)")
+    group.add_argument("--address", help="--backend ray: the Ray cluster (default: RAY_ADDRESS, "
+                       "else a local cluster)")
+    group.add_argument("--ray-retries", type=int, default=1, metavar="N",
+                       help="--backend ray: retry a run whose worker or node died N times "
+                       "(default 1)")
+
+
 @hookimpl
 def bench_driver_register_backends() -> dict[str, Any]:
-    return {"local": local}
+    return {"local": local, "ray": ray}
