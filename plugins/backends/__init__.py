@@ -20,18 +20,25 @@ if TYPE_CHECKING:
     from driver.backends import Backend
 
 
-def local(options: argparse.Namespace, jobs: int) -> Backend:
+def make_local(options: argparse.Namespace, jobs: int) -> Backend:
     """The local backend (worker subprocesses)."""
     from plugins.backends.local import LocalBackend
 
     return LocalBackend(options, jobs)
 
 
-def ray(options: argparse.Namespace, jobs: int) -> Backend:
+def make_ray(options: argparse.Namespace, jobs: int) -> Backend:
     """The Ray backend (one Ray task per run)."""
     from plugins.backends.ray_backend import RayBackend
 
     return RayBackend(options, jobs)
+
+
+def make_slurm(options: argparse.Namespace, jobs: int) -> Backend:
+    """The Slurm backend (one Slurm job per run, through submitit)."""
+    from plugins.backends.slurm import SlurmBackend
+
+    return SlurmBackend(options, jobs)
 
 
 @hookimpl
@@ -44,8 +51,11 @@ def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> Non
     group.add_argument("--ray-retries", type=int, default=1, metavar="N",
                        help="--backend ray: retry a run whose worker or node died N times "
                        "(default 1)")
+    from plugins.backends.slurm import add_options
+
+    add_options(parser)
 
 
 @hookimpl
 def bench_driver_register_backends() -> dict[str, Any]:
-    return {"local": local, "ray": ray}
+    return {"local": make_local, "ray": make_ray, "slurm": make_slurm}
