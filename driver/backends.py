@@ -44,7 +44,6 @@ class RunJob:
     plugin_set: PluginSet  # what the driver loaded (drop-ins, -p): loaded on the worker too
     cwd: str  # the driver's working directory (relative paths of the task mean the same)
     gpus: int = 0  # GPUs the run needs
-    cpus: int = 1  # CPU slots the run takes
 
 
 @dataclass(frozen=True)

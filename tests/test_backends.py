@@ -190,6 +190,29 @@ def _events(tmp_path: Path) -> str:
         return ""
 
 
+def test_a_second_invocation_is_refused_while_workers_run(toy, cli, tmp_path):
+    toy()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2", "--set", "wait_at=0",
+         "--quiet"], cwd=tmp_path, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)})
+    while "start a/0" not in _events(tmp_path):
+        time.sleep(0.02)  # until a run's command is up
+    second = cli("--experiment", "exp", "-j", "2", "--set", "wait_at=0")
+    (tmp_path / "release").touch()
+    assert driver.wait(timeout=120) == 0
+    assert second.returncode == 3 and "this experiment is being run by process" in second.stderr
+
+
+def test_the_driver_starts_without_ray_or_submitit(tmp_path):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "driver", "--help"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0 and "plugins.backends" in done.stderr  # the plugin is loaded
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert not [m for m in imported if m.split(".")[0] in ("ray", "submitit")], imported
+
+
 def test_gpus_are_leased_exclusively_from_the_pool(toy, cli, tmp_path):
     uuids = [f"GPU-{i}{i}{i}{i}aaaa-0000-0000-0000-00000000000{i}" for i in range(3)]
     devices = [{"name": "Fake", "uuid": u, "total_mib": 1000} for u in uuids]

@@ -51,6 +51,8 @@ def bench_driver_addoption(command: str, parser: argparse.ArgumentParser) -> Non
     group.add_argument("--ray-retries", type=int, default=1, metavar="N",
                        help="--backend ray: retry a run whose worker or node died N times "
                        "(default 1)")
+    group.add_argument("--ray-cpus-per-run", type=float, default=1.0, metavar="N",
+                       help="--backend ray: CPUs each run's task asks for (default 1)")
     from plugins.backends.slurm import add_options
 
     add_options(parser)

@@ -1,4 +1,5 @@
-"""The Ray backend: each run is one Ray task that asks for the run's GPUs and CPUs.
+"""The Ray backend: each run is one Ray task that asks for the run's GPUs and CPUs
+(``num_gpus``, ``--ray-cpus-per-run``).
 
 The cluster is ``--address`` (else ``RAY_ADDRESS``); with neither, a local cluster is started for
 the invocation. A task runs :func:`driver.worker.execute`, the same pipeline as a serial run, on
@@ -32,12 +33,14 @@ class RayBackend(Backend):
     def __init__(self, options: argparse.Namespace, jobs: int) -> None:
         self.address = getattr(options, "address", None) or os.environ.get("RAY_ADDRESS") or None
         self.retries = getattr(options, "ray_retries", 1)
+        self.cpus = getattr(options, "ray_cpus_per_run", 1.0)
         self._live: dict[Any, RunJob] = {}
         self._ray: Any = None
 
     def check(self) -> None:
-        if self.retries < 0:
-            raise ConfigError(f"--ray-retries {self.retries}: expected a whole number >= 0")
+        if self.retries < 0 or not self.cpus >= 0:
+            raise ConfigError(f"--ray-retries {self.retries}, --ray-cpus-per-run {self.cpus:g}: "
+                              f"expected numbers >= 0")
         try:
             import ray
         except ImportError:
@@ -54,7 +57,7 @@ class RayBackend(Backend):
     def submit(self, job: RunJob, placement: Placement) -> None:
         from driver.worker import execute
 
-        remote = self._ray.remote(num_cpus=job.cpus, num_gpus=job.gpus,
+        remote = self._ray.remote(num_cpus=self.cpus, num_gpus=job.gpus,
                                   max_retries=self.retries, retry_exceptions=False)(execute)
         self._live[remote.remote(job)] = job
 
