@@ -92,6 +92,14 @@ def _main(args_list: list[str]) -> int:
     session = Session(args, plugins)
     if args.command in CONFIG_COMMANDS:
         session.config = _load_config(args.config, plugins)
+    if args.command == "run" and args.experiment is not None:  # its table's options, then ours
+        from driver.experiments.matrix import option_arguments
+
+        assert session.config is not None
+        extra = option_arguments(session.config, args.experiment, args)
+        if extra:
+            args = session.args = build_parser(plugins).parse_args(args_list[:1] + extra +
+                                                                   args_list[1:])
     plugins.call_hook("bench_driver_configure", options=args, config=session.config)
     return int(args.handler(session))
 

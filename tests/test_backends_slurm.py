@@ -72,3 +72,37 @@ def test_bad_slurm_settings_are_refused(toy, cli, flag, value):
     done = cli("--experiment", "exp", "--backend", "slurm", "--slurm-executor", "local", flag,
                value)
     assert done.returncode == 3 and "expected minutes > 0, CPUs >= 1" in done.stderr
+
+
+EXPERIMENT_OPTIONS = """
+[experiments.queued]
+task = "toy"
+repetitions = 2
+[experiments.queued.options]
+backend = "slurm"
+slurm_executor = "local"
+jobs = 2
+slurm_time_min = 5
+quiet = true
+"""
+
+
+def test_the_experiment_table_chooses_the_backend_and_the_command_line_wins(toy, cli, tmp_path):
+    config = toy()
+    config.write_text(config.read_text() + EXPERIMENT_OPTIONS)
+    done = cli("--experiment", "queued", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "bench-runs/.slurm").glob("*_result.pkl"))  # through submitit
+    assert "2/2 runs" in done.stderr and "speed: 100" not in done.stdout  # quiet = true
+    overridden = cli("--experiment", "queued", "--slurm-time-min", "0")
+    assert overridden.returncode == 3 and "--slurm-time-min 0" in overridden.stderr
+
+
+def test_an_unknown_option_in_the_experiment_table_is_refused(toy, cli):
+    config = toy()
+    config.write_text(config.read_text() + EXPERIMENT_OPTIONS.replace("slurm_time_min",
+                                                                      "slurm_time_mins"))
+    done = cli("--experiment", "queued")
+    assert done.returncode == 3, done.stderr
+    assert "[experiments.queued.options]: 'slurm_time_mins' is not an option" in done.stderr
+    assert "did you mean 'slurm_time_min'" in done.stderr

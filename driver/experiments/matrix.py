@@ -30,7 +30,11 @@ from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
 from driver.plugins import Plugins
 from driver.report import publish
 
-EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
+EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup", "options")
+#: Options an experiment's ``options`` table cannot set (they choose the config and plugins, or
+#: what runs).
+_NOT_OPTIONS = ("command", "handler", "config", "plugin_flags", "plugins_dir", "trace_hooks",
+                "experiment", "task_name", "restart", "benchmark", "fix", "set")
 LOCK_NAME = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 _MAX_VARIANT_NAME = 200
@@ -82,7 +86,32 @@ def load_experiment(config: TaskConfig, name: str, methods: Mapping[str, Any]) -
         repetitions=_count(where, "repetitions", table.get("repetitions", 1), 1),
         warmup=_count(where, "warmup", table.get("warmup", 0), 0),
         description=_text(where, "description", table.get("description", "")),
-    )
+    )  # ``options`` is applied to the command line (option_arguments)
+
+
+def option_arguments(config: TaskConfig, name: str, options: Any) -> list[str]:
+    """The ``[experiments.NAME.options]`` table as command-line arguments (``jobs = 4`` ->
+    ``--jobs 4``, ``slurm_partition = "gpu"`` -> ``--slurm-partition gpu``), to be parsed
+    before the real command line, which wins. Keys are the options' names (*options*: the parsed
+    command line, whose attributes they must be); ConfigError for anything else."""
+    table = config.experiments.get(name, {})
+    table = table.get("options", {}) if isinstance(table, dict) else {}
+    where = f"{config.path}: [experiments.{name}.options]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} = {table!r}: expected a table of option = value")
+    found: list[str] = []
+    allowed = [k for k in vars(options) if k not in _NOT_OPTIONS]
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}: {key!r} is not an option this experiment can set"
+                              f"{did_you_mean(key, allowed)}; e.g. jobs = 4, backend = \"slurm\""
+                              f", slurm_partition = \"gpu\" (see bench-driver run --help)")
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"{where} {key} = {value!r}: expected a string, number or boolean")
+        flag = "--" + key.replace("_", "-")
+        found += ([flag] if value is True else []) if isinstance(value, bool) else \
+            [flag, str(value)]
+    return found
 
 
 def select_points(
