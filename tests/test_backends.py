@@ -259,6 +259,19 @@ def test_bad_jobs_and_backends_are_refused_before_anything_runs(toy, cli, tmp_pa
     assert not (tmp_path / "events.log").exists()
 
 
+@pytest.mark.parametrize("backend, module", [("ray", "ray"), ("slurm", "submitit")])
+def test_a_missing_extra_names_the_pip_command(toy, cli, tmp_path, backend, module):
+    fake = tmp_path / "site" / module
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"raise ImportError('{module} is not installed here')\n")
+    toy()
+    done = cli("--experiment", "exp", "--backend", backend,
+               env={"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{REPO}"})
+    assert done.returncode == 3, done.stderr
+    assert f"pip install 'bench-driver[{backend}]'" in done.stderr, done.stderr
+    assert not (tmp_path / "events.log").exists()
+
+
 class _ScriptedBackend(Backend):
     """Ends the jobs in the order the test says, recording each placement."""
 
@@ -307,3 +320,45 @@ def test_the_scheduler_waits_for_free_gpus_and_keeps_the_order():
     # 0 takes A,B and 1 takes C; 2 (two GPUs) waits for 0 and 1; 3 waits behind it
     assert backend.placed == [("0", ("A", "B")), ("1", ("C",)), ("2", ("C", "A")),
                               ("3", ("B",))]
+
+
+def test_the_console_counts_runs_and_estimates_the_time_left():
+    import io
+
+    from driver.experiments.progress import Progress
+
+    out = io.StringIO()
+    progress = Progress(4, 2, out)
+    progress.started("a", "exp/x repetition 0", "GPU GPU-1")
+    assert progress.overall() == "0/4 runs"  # no estimate before a run ended
+    progress.ended("a", "ok")
+    assert progress.overall().startswith("1/4 runs, ETA ")
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "bench-driver: [0/4 runs] started exp/x repetition 0 on GPU GPU-1"
+    assert lines[1].startswith("bench-driver: [1/4 runs, ETA ") and ": ok (" in lines[1]
+
+
+def test_on_a_terminal_the_active_runs_are_redrawn(toy, tmp_path):
+    import pty
+
+    toy()
+    leader, follower = pty.openpty()
+    driver = subprocess.Popen([sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2",
+                               "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=follower, env={**os.environ, "PYTHONPATH": str(REPO)})
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the driver closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert driver.wait(timeout=60) == 0
+    text = seen.decode(errors="replace")
+    assert "  exp/tag=a repetition 0 (seed 0)  0 s" in text  # an active run's line
+    assert "bench-driver: 0/4 runs" in text and "[0/4 runs]" not in text  # not the plain lines
+    assert "bench-driver: exp/tag=b repetition 1 (seed 1): ok" in text

@@ -73,15 +73,3 @@ def test_an_unreachable_address_is_refused_before_anything_runs(toy, cli, tmp_pa
     assert done.returncode == 3, done.stderr
     assert "no Ray cluster answers there" in done.stderr and "ray start --head" in done.stderr
     assert not (tmp_path / "events.log").exists()
-
-
-def test_a_missing_ray_names_the_pip_command(toy, cli, tmp_path):
-    from conftest import REPO
-
-    fake = tmp_path / "site" / "ray"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('ray is not installed here')\n")
-    toy()
-    done = cli("--experiment", "exp", "--backend", "ray",
-               env={"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{REPO}"})
-    assert done.returncode == 3 and "pip install 'bench-driver[ray]'" in done.stderr, done.stderr

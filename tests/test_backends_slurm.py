@@ -4,7 +4,6 @@ sbatch script a real cluster would get, and the refusals before anything starts.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import pytest
@@ -36,18 +35,6 @@ def test_without_sbatch_slurm_is_refused_before_anything_runs(toy, cli, tmp_path
     assert done.returncode == 3, done.stderr
     assert "no sbatch/srun on PATH" in done.stderr and "--slurm-executor local" in done.stderr
     assert not (tmp_path / "events.log").exists() and not (tmp_path / "bench-runs/exp").exists()
-
-
-def test_a_missing_submitit_names_the_pip_command(toy, cli, tmp_path):
-    from conftest import REPO
-
-    fake = tmp_path / "site" / "submitit"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("raise ImportError('submitit is not installed here')\n")
-    toy()
-    done = cli("--experiment", "exp", "--backend", "slurm",
-               env={"PYTHONPATH": f"{tmp_path / 'site'}{os.pathsep}{REPO}"})
-    assert done.returncode == 3 and "pip install 'bench-driver[slurm]'" in done.stderr
 
 
 def test_the_sbatch_script_asks_for_the_partition_time_cpus_and_gpus(tmp_path: Path):

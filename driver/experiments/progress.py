@@ -25,8 +25,8 @@ class Progress:
             from rich.console import Console
             from rich.live import Live
 
-            self._live = Live(console=Console(file=self.stream), auto_refresh=False,
-                              transient=True)
+            self._live = Live(self, console=Console(file=self.stream, highlight=False),
+                              refresh_per_second=2, transient=True)
             self._live.start()
 
     def started(self, key: str, label: str, where: str = "") -> None:
@@ -54,12 +54,18 @@ class Progress:
         if self._live is not None:
             self._live.stop()
 
+    def __rich__(self) -> Any:
+        """The live lines (a terminal): each active run with its time so far, then the count."""
+        from rich.text import Text
+
+        now = time.monotonic()
+        lines = [f"  {label}  {now - started:.0f} s" for label, started in self._active.values()]
+        return Text("\n".join(lines + [f"bench-driver: {self.overall()}"]))
+
     def _say(self, event: str, lasting: bool = False) -> None:
         if self._live is None:
             print(f"bench-driver: [{self.overall()}] {event}", file=self.stream, flush=True)
-            return
-        if lasting:
-            self._live.console.print(f"bench-driver: {event}")
-        now = time.monotonic()
-        lines = [f"  {label}  {now - started:.0f} s" for label, started in self._active.values()]
-        self._live.update("\n".join(lines + [f"bench-driver: {self.overall()}"]), refresh=True)
+        elif lasting:
+            self._live.console.print(f"bench-driver: {event}", markup=False)
+        else:
+            self._live.refresh()
