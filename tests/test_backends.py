@@ -362,3 +362,14 @@ def test_on_a_terminal_the_active_runs_are_redrawn(toy, tmp_path):
     assert "  exp/tag=a repetition 0 (seed 0)  0 s" in text  # an active run's line
     assert "bench-driver: 0/4 runs" in text and "[0/4 runs]" not in text  # not the plain lines
     assert "bench-driver: exp/tag=b repetition 1 (seed 1): ok" in text
+
+
+def test_as_completed_yields_each_live_run_as_it_ends():
+    from driver.backends import as_completed
+
+    work = [_job(10, 0), _job(11, 0)]
+    _jobs.update({j.key: j for j in work})
+    backend = _ScriptedBackend([11, 10])
+    for job in work:
+        backend.submit(job, Placement())
+    assert [f.job.key for f in as_completed(backend, 2)] == ["11", "10"]
