@@ -113,10 +113,11 @@ def make_backend(plugins: Plugins, name: str, options: argparse.Namespace, jobs:
     return backend
 
 
-def check_jobs(jobs: int | None) -> int:
-    """``--jobs N``: a whole number >= 1 (default 1)."""
+def check_jobs(jobs: int | None, backend: str) -> int:
+    """``--jobs N``: a whole number >= 1. Without it: 1 on the local backend, and 0 (every run
+    at once: the cluster queues them) on any other."""
     if jobs is None:
-        return 1
+        return 1 if backend == DEFAULT_BACKEND else 0
     if jobs < 1:
         raise ConfigError(f"--jobs {jobs}: expected a whole number of runs at once >= 1 "
                           f"(-j 2 runs two at a time)")

@@ -136,7 +136,8 @@ def bench_driver_register_backends() -> Mapping[str, Callable[[argparse.Namespac
     ``factory(options, jobs)`` is called once per invocation that runs repetitions or an
     experiment through a backend (``--jobs N`` or ``--backend NAME``), after the command line is
     parsed, with the parsed options (the backend's own, added by
-    :func:`bench_driver_addoption`) and ``--jobs``; it returns a :class:`driver.backends.Backend`,
+    :func:`bench_driver_addoption`) and ``--jobs`` (0 when not given to a backend other than
+    ``local``: every run at once, the cluster queues them); it returns a :class:`driver.backends.Backend`,
     whose ``check()`` is called before anything starts (raise ConfigError to refuse: exit 3).
     """
     raise NotImplementedError  # a specification: plugins implement it

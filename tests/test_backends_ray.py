@@ -59,12 +59,13 @@ def test_an_experiment_through_ray_gives_the_records_of_the_local_backend(toy, c
     toy()
     env = {"RAY_AUTH_MODE": "disabled"}
     local = cli("--experiment", "exp", "--runs-dir", "local", "-j", "2", "--quiet")
-    remote = cli("--experiment", "exp", "--runs-dir", "ray", "--backend", "ray", "-j", "2",
+    remote = cli("--experiment", "exp", "--runs-dir", "ray", "--backend", "ray",  # all at once
                  "--address", ray_address, "--quiet", env=env, timeout=300)
     assert local.returncode == 0, local.stderr
     assert remote.returncode == 0, remote.stderr
     expected = records(tmp_path / "local")
     assert len(expected) == 4 and records(tmp_path / "ray") == expected
+    assert "[0/4 runs] started exp/tag=b repetition 1" in remote.stderr  # Ray queues them
 
 
 def test_an_unreachable_address_is_refused_before_anything_runs(toy, cli, tmp_path):

@@ -60,7 +60,8 @@ def run_sets(sets: Sequence[SetToRun], options: RunOptions, plugins: Plugins, pl
              backend: Any, jobs: int, keep_fds: Sequence[int] = ()) -> list[SetSummary]:
     """Run every unfinished run of *sets* on *backend*, *jobs* at a time; write and return each
     set's summary (in the order of *sets*). *backend* is a guarded
-    :class:`~driver.backends.Backend`; *keep_fds* the experiment lock."""
+    :class:`~driver.backends.Backend` (*jobs* 0: every run at once); *keep_fds* the experiment
+    lock."""
     slots = {s.set_dir: _slots(s, options, plan) for s in sets}
     work = [_job(s, slot, options, plugins) for s in sets for slot in slots[s.set_dir]
             if slot.kept is None]
@@ -69,7 +70,7 @@ def run_sets(sets: Sequence[SetToRun], options: RunOptions, plugins: Plugins, pl
         fresh_run_dir(slot.run_dir)
     if work and options.on_start is not None:
         options.on_start()  # the reporters' begin(), once, before the first run
-    records = _schedule(work, backend, jobs, pool, tuple(keep_fds))
+    records = _schedule(work, backend, jobs or max(1, len(work)), pool, tuple(keep_fds))
     return [_summary(s, slots[s.set_dir], records, plan) for s in sets]
 
 

@@ -229,7 +229,7 @@ def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugi
 @dataclass(frozen=True)
 class Launch:
     """How runs go when ``--jobs`` or ``--backend`` is given: the (guarded) backend, and how
-    many runs at once."""
+    many runs at once (0: all of them)."""
 
     backend: Any
     jobs: int
@@ -242,8 +242,9 @@ def launch_from(args: Any, plugins: Plugins) -> Launch | None:
 
     if getattr(args, "jobs", None) is None and getattr(args, "backend", None) is None:
         return None
-    jobs = check_jobs(args.jobs)
-    return Launch(make_backend(plugins, args.backend or DEFAULT_BACKEND, args, jobs), jobs)
+    name = args.backend or DEFAULT_BACKEND
+    jobs = check_jobs(args.jobs, name)
+    return Launch(make_backend(plugins, name, args, jobs), jobs)
 
 
 def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:
