@@ -30,6 +30,7 @@ p = argparse.ArgumentParser()
 p.add_argument("--seed", type=int); p.add_argument("--rep", type=int)
 p.add_argument("--kill-at", type=int, default=-1); p.add_argument("--hold-s", type=float, default=0)
 p.add_argument("--wait-at", type=int, default=-1); p.add_argument("--tag", default="")
+p.add_argument("--worker-marker", default="driver.worker")  # in the worker's command line
 a = p.parse_args()
 def log(what):
     with open("events.log", "a") as f:
@@ -38,7 +39,10 @@ log("start")
 if a.rep == a.kill_at and not os.path.exists("killed-once"):
     open("killed-once", "w").close()
     pid = os.getppid()
-    while b"driver.worker" not in open(f"/proc/{pid}/cmdline", "rb").read():
+    def worker(pid):  # the shell that runs this script names the marker too
+        line = open(f"/proc/{pid}/cmdline", "rb").read()
+        return a.worker_marker.encode() in line and b"toy.py" not in line
+    while not worker(pid):
         pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
     os.kill(pid, signal.SIGKILL)  # the worker dies; its watchdog ends this process
     time.sleep(60)
@@ -52,7 +56,7 @@ log("end")
 
 CONFIG = """
 [tasks.toy]
-command_to_execute = "{{python}} toy.py --seed {{seed}} --rep {{repetition}} --tag {{tag}} --kill-at {{kill_at}} --hold-s {{hold_s}} --wait-at {{wait_at}}"
+command_to_execute = "{{python}} toy.py --seed {{seed}} --rep {{repetition}} --tag {{tag}} --kill-at {{kill_at}} --hold-s {{hold_s}} --wait-at {{wait_at}} --worker-marker {{worker_marker}}"
 patterns = ['^speed: (\\S+)', '^loss: (\\S+)']
 metrics = ['speed', 'loss']
 compute_method = ['{method}', 'last']
@@ -62,6 +66,7 @@ tag = "x"
 kill_at = -1
 hold_s = 0
 wait_at = -1
+worker_marker = "driver.worker"
 [experiments.exp]
 task = "toy"
 repetitions = 2

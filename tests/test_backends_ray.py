@@ -74,3 +74,20 @@ def test_an_unreachable_address_is_refused_before_anything_runs(toy, cli, tmp_pa
     assert done.returncode == 3, done.stderr
     assert "no Ray cluster answers there" in done.stderr and "ray start --head" in done.stderr
     assert not (tmp_path / "events.log").exists()
+
+
+def test_a_ray_worker_that_dies_is_retried_by_the_stated_policy(toy, cli, tmp_path, ray_address):
+    toy()
+    run = ("--experiment", "exp", "--backend", "ray", "--address", ray_address, "--quiet",
+           "--set", "kill_at=1", "--set", "worker_marker=ray::", "--fix", "tag=a")
+    env = {"RAY_AUTH_MODE": "disabled"}
+    failed = cli(*run, "--ray-retries", "0", env=env, timeout=300)
+    assert failed.returncode == 130, failed.stderr  # the run is incomplete
+    record = (tmp_path / "bench-runs/exp/tag=a/1/record.json").read_text()
+    assert '"status": "interrupted"' in record and "the Ray task failed" in record
+    (tmp_path / "killed-once").unlink()
+    retried = cli(*run, "--ray-retries", "1", "--restart", env=env, timeout=300)
+    assert retried.returncode == 0, retried.stderr  # killed once, then run again by Ray
+    starts = [line for line in (tmp_path / "events.log").read_text().splitlines()
+              if line.startswith("start a/1")]
+    assert len(starts) == 3  # one attempt without retries, two with one retry
