@@ -93,3 +93,15 @@ def test_an_unknown_option_in_the_experiment_table_is_refused(toy, cli):
     assert done.returncode == 3, done.stderr
     assert "[experiments.queued.options]: 'slurm_time_mins' is not an option" in done.stderr
     assert "did you mean 'slurm_time_min'" in done.stderr
+
+
+def test_a_job_that_dies_is_that_runs_failure_with_the_reason(toy, cli, tmp_path):
+    toy()
+    run = ("--experiment", "exp", "--backend", "slurm", "--slurm-executor", "local", "--quiet",
+           "--set", "kill_at=1", "--set", "worker_marker=submitit", "--fix", "tag=a")
+    failed = cli(*run, timeout=300)
+    assert failed.returncode == 130, failed.stderr  # the run is incomplete
+    record = (tmp_path / "bench-runs/exp/tag=a/1/record.json").read_text()
+    assert '"status": "interrupted"' in record and "the Slurm job" in record, record
+    again = cli(*run, timeout=300)
+    assert again.returncode == 0, again.stderr  # reran on resume
