@@ -93,6 +93,14 @@ def _main(args_list: list[str]) -> int:
     session = Session(args, plugins)
     if args.command in CONFIG_COMMANDS:
         session.config = _load_config(args.config, plugins)
+    if args.command == "run" and args.experiment is not None:  # its table's options, then ours
+        from driver.experiments.matrix import option_arguments
+
+        assert session.config is not None
+        extra = option_arguments(session.config, args.experiment, args)
+        if extra:
+            args = session.args = build_parser(plugins).parse_args(args_list[:1] + extra +
+                                                                   args_list[1:])
     plugins.call_hook("bench_driver_configure", options=args, config=session.config)
     return int(args.handler(session))
 
@@ -253,6 +261,12 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--restart", action="store_true",
                      help="with --experiment: discard the selected variants' earlier runs "
                      "instead of resuming them")
+    run.add_argument("-j", "--jobs", type=int, metavar="N",
+                     help="with --repetitions or --experiment: run N runs at once, each in a "
+                     "worker of its own, GPUs leased exclusively (docs/backends.md)")
+    run.add_argument("--backend", metavar="NAME",
+                     help="where the runs go: local (default with --jobs), ray, slurm, or a "
+                     "plugin's backend (docs/backends.md)")
 
 
 def _check_parser(sub: Any) -> argparse.ArgumentParser:
@@ -322,6 +336,10 @@ def _run(session: Session) -> int:
                                lambda task: _run_options(args, task, plugins))
     if args.benchmark is not None or args.fix or args.restart:
         raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
+    if (args.jobs is not None or args.backend is not None) and args.repetitions is None \
+            and args.warmup is None:
+        raise ConfigError("--jobs and --backend apply to --repetitions N and --experiment NAME; "
+                          "a single run goes in this process")
     task = config.task(args.task_name, plugins.registry("compute_methods"),
                        parse_overrides(pairs))
     options = _run_options(args, task, plugins)

@@ -25,6 +25,7 @@ import pluggy
 if TYPE_CHECKING:
     import argparse
 
+    from driver.backends import Backend
     from driver.commands import Command
     from driver.config import TaskConfig
     from driver.reduce import ComputeMethod
@@ -124,6 +125,20 @@ def bench_driver_register_commands() -> Mapping[str, Command]:
     A :class:`driver.commands.Command` has ``help``, ``add_arguments(parser)`` and
     ``run(args, plugins) -> exit code``. Called once while the command line is built, so that
     ``bench-driver NAME --help`` works; a name that is a built-in command is an error.
+    """
+    raise NotImplementedError  # a specification: plugins implement it
+
+
+@hookspec
+def bench_driver_register_backends() -> Mapping[str, Callable[[argparse.Namespace, int], Backend]]:
+    """Contribute execution backends: ``{name: factory}`` (``--backend NAME``, docs/backends.md).
+
+    ``factory(options, jobs)`` is called once per invocation that runs repetitions or an
+    experiment through a backend (``--jobs N`` or ``--backend NAME``), after the command line is
+    parsed, with the parsed options (the backend's own, added by
+    :func:`bench_driver_addoption`) and ``--jobs`` (0 when not given to a backend other than
+    ``local``: every run at once, the cluster queues them); it returns a :class:`driver.backends.Backend`,
+    whose ``check()`` is called before anything starts (raise ConfigError to refuse: exit 3).
     """
     raise NotImplementedError  # a specification: plugins implement it
 

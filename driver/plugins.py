@@ -48,6 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.toy_search",
     "plugins.nas201",
     "plugins.searchers",
+    "plugins.backends",
 )
 
 #: Registry kind -> the hook that fills it.
@@ -61,6 +62,7 @@ REGISTRIES: dict[str, str] = {
     "nas_algorithms": "bench_driver_register_nas_algorithms",
     "commands": "bench_driver_register_commands",
     "config_tables": "bench_driver_register_config_tables",
+    "backends": "bench_driver_register_backends",
 }
 #: Hooks called with arguments at a fixed moment (not registries).
 CALL_HOOKS: tuple[str, ...] = ("bench_driver_addoption", "bench_driver_configure")

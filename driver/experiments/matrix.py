@@ -24,13 +24,17 @@ from driver.benchmark import RunOptions
 from driver.config import (BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text,
                            parse_overrides)
 from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
-from driver.experiments.repetitions import (RepeatPlan, finished_record, plan_from_args,
-                                            report_errors, run_set)
+from driver.experiments.repetitions import (Launch, RepeatPlan, finished_record, launch_from,
+                                            plan_from_args, report_errors, run_set)
 from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
 from driver.plugins import Plugins
 from driver.report import publish
 
-EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup")
+EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup", "options")
+#: Options an experiment's ``options`` table cannot set (they choose the config and plugins, or
+#: what runs).
+_NOT_OPTIONS = ("command", "handler", "config", "plugin_flags", "plugins_dir", "trace_hooks",
+                "experiment", "task_name", "restart", "benchmark", "fix", "set")
 LOCK_NAME = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 _MAX_VARIANT_NAME = 200
@@ -82,7 +86,32 @@ def load_experiment(config: TaskConfig, name: str, methods: Mapping[str, Any]) -
         repetitions=_count(where, "repetitions", table.get("repetitions", 1), 1),
         warmup=_count(where, "warmup", table.get("warmup", 0), 0),
         description=_text(where, "description", table.get("description", "")),
-    )
+    )  # ``options`` is applied to the command line (option_arguments)
+
+
+def option_arguments(config: TaskConfig, name: str, options: Any) -> list[str]:
+    """The ``[experiments.NAME.options]`` table as command-line arguments (``jobs = 4`` ->
+    ``--jobs 4``, ``slurm_partition = "gpu"`` -> ``--slurm-partition gpu``), to be parsed
+    before the real command line, which wins. Keys are the options' names (*options*: the parsed
+    command line, whose attributes they must be); ConfigError for anything else."""
+    table = config.experiments.get(name, {})
+    table = table.get("options", {}) if isinstance(table, dict) else {}
+    where = f"{config.path}: [experiments.{name}.options]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} = {table!r}: expected a table of option = value")
+    found: list[str] = []
+    allowed = [k for k in vars(options) if k not in _NOT_OPTIONS]
+    for key, value in table.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}: {key!r} is not an option this experiment can set"
+                              f"{did_you_mean(key, allowed)}; e.g. jobs = 4, backend = \"slurm\""
+                              f", slurm_partition = \"gpu\" (see bench-driver run --help)")
+        if not isinstance(value, (str, int, float, bool)):
+            raise ConfigError(f"{where} {key} = {value!r}: expected a string, number or boolean")
+        flag = "--" + key.replace("_", "-")
+        found += ([flag] if value is True else []) if isinstance(value, bool) else \
+            [flag, str(value)]
+    return found
 
 
 def select_points(
@@ -236,11 +265,13 @@ def _check_selection(spec: ExperimentSpec, benchmark: str | None, fix: Mapping[s
 
 
 @contextmanager
-def experiment_lock(exp_dir: Path) -> Iterator[None]:
+def experiment_lock(exp_dir: Path) -> Iterator[int]:
     """Hold an exclusive ``flock`` on ``EXP_DIR/.lock``; a second holder gets a ConfigError.
+    Yields the lock's file descriptor.
 
     The kernel drops the lock when the process dies, even by SIGKILL, so a lock never goes stale;
-    the file descriptor is not inherited by the benchmark commands.
+    the file descriptor is not inherited by the benchmark commands (only by the workers of a
+    backend, so that the lock holds until the last of them ends).
     """
     exp_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(exp_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
@@ -254,7 +285,7 @@ def experiment_lock(exp_dir: Path) -> Iterator[None]:
                               f"--runs-dir") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
+        yield fd
     finally:
         os.close(fd)
 
@@ -266,11 +297,13 @@ def run_experiment(
     plugins: Plugins,
     plan: RepeatPlan,
     restart: bool = False,
+    launch: Launch | None = None,
 ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
     """Run (or resume) every variant's set under the experiment lock; return the experiment's
-    index, the summaries of the variants that ran and the reporters' errors."""
+    index, the summaries of the variants that ran and the reporters' errors. With *launch*, the
+    runs of every variant go through its backend, ``jobs`` at a time."""
     exp_dir = options.runs_dir.absolute() / spec.name
-    with experiment_lock(exp_dir):
+    with experiment_lock(exp_dir) as lock_fd:
         for variant in variants:
             if restart:
                 shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
@@ -280,17 +313,37 @@ def run_experiment(
         summaries: list[SetSummary] = []
         failures: list[BenchDriverError] = []
         index = _write_index(exp_dir, spec)
+        if launch is not None:
+            return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd)
         for variant in variants:
-            header = SetSummary(variant.task.name, 0, 0, 0, "", (), {}, experiment=spec.name,
-                                variant=variant.name, values=dict(variant.values))
             summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
-                              header)
+                              _header(spec, variant))
             summaries.append(summary)
             failures += publish(plugins, "report_set", summary, options.report)
             index = _write_index(exp_dir, spec)
             if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
                 break
     return index, summaries, failures
+
+
+def _header(spec: ExperimentSpec, variant: Variant) -> SetSummary:
+    return SetSummary(variant.task.name, 0, 0, 0, "", (), {}, experiment=spec.name,
+                      variant=variant.name, values=dict(variant.values))
+
+
+def _run_launched(spec: ExperimentSpec, variants: Sequence[Variant], options: RunOptions,
+                  plugins: Plugins, plan: RepeatPlan, launch: Launch, lock_fd: int
+                  ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+    """Every variant's runs through a backend (the workers inherit the lock)."""
+    from driver.experiments.parallel import SetToRun, run_sets
+
+    exp_dir = options.runs_dir.absolute() / spec.name
+    sets = [SetToRun(v.task, exp_dir / v.name, _header(spec, v)) for v in variants]
+    summaries = run_sets(sets, options, plugins, plan, launch.backend, launch.jobs, (lock_fd,))
+    failures: list[BenchDriverError] = []
+    for summary in summaries:
+        failures += publish(plugins, "report_set", summary, options.report)
+    return _write_index(exp_dir, spec), summaries, failures
 
 
 def _inside(path: Path, root: Path) -> Path:
@@ -328,8 +381,13 @@ def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: 
     variants = build_variants(config, spec, methods, overrides, points)
     options = make_options(variants[0].task)
     plan = plan_from_args(args, spec.repetitions, spec.warmup)
-    index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
-                                                args.restart)
+    launch = launch_from(args, plugins)
+    try:
+        index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
+                                                    args.restart, launch)
+    finally:
+        if launch is not None:
+            launch.backend.close()
     failures += publish(plugins, "report_experiment", index, summaries, options.report)
     print(f"bench-driver: experiment directory: {index.directory}", file=sys.stderr)
     code = next((c for c in (s.exit_code() for s in summaries) if c), ExitCode.OK)

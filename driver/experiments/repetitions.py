@@ -54,8 +54,7 @@ def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path
 
     *header* names the experiment and variant the set belongs to, if any.
     """
-    runs: list[SetRun] = []
-    metas: dict[str, dict[str, Any]] = {}
+    runs: list[tuple[SetRun, RunRecord]] = []
     for kind, index, dirname in plan.slots():
         seed = plan.base_seed + index
         record = finished_record(set_dir / dirname, task, options, seed, index)
@@ -63,11 +62,20 @@ def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path
         if record is None:
             _progress(header, task, kind, index, plan, seed)
             record = _run_once(task, options, plugins, set_dir / dirname, seed, index)
-        runs.append(SetRun.of(kind, index, seed, record, resumed))
-        metas.update(record_metas(record))
+        runs.append((SetRun.of(kind, index, seed, record, resumed), record))
         if record.status == results.INTERRUPTED or record.signal:  # the user asked to stop
             break
-    kept = sum(1 for r in runs if r.resumed)
+    return finish_set(task, set_dir, plan, runs, header)
+
+
+def finish_set(task: TaskSpec, set_dir: Path, plan: RepeatPlan,
+               runs: list[tuple[SetRun, RunRecord]], header: SetSummary | None) -> SetSummary:
+    """The summary of the set's *runs* (each entry and its record, in slot order), saved into
+    *set_dir*: the end of :func:`run_set`, and of a set run by a backend."""
+    metas: dict[str, dict[str, Any]] = {}
+    for _, record in runs:
+        metas.update(record_metas(record))
+    kept = sum(1 for r, _ in runs if r.resumed)
     if kept:
         print(f"bench-driver: {_label(header, task)}: kept {kept} finished run(s) from before",
               file=sys.stderr)
@@ -75,7 +83,7 @@ def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path
     summary = SetSummary.build(replace(start, task=task.name, repetitions=plan.repetitions,
                                        warmup=plan.warmup, base_seed=plan.base_seed,
                                        statistic=plan.statistic, directory=str(set_dir)),
-                               runs, metas)
+                               [r for r, _ in runs], metas)
     summary.save(set_dir / "summary.json")
     return summary
 
@@ -159,11 +167,16 @@ def _differ(what: str, recorded: Any, now: Any) -> list[str]:
     return [] if recorded == now else [f"{what}: recorded {recorded!r}, now {now!r}"]
 
 
+def fresh_run_dir(run_dir: Path) -> Path:
+    """*run_dir*, emptied of what an interrupted or killed run left there."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    return run_dir
+
+
 def _run_once(task: TaskSpec, options: RunOptions, plugins: Plugins, run_dir: Path, seed: int,
               index: int) -> RunRecord:
-    if run_dir.exists():  # what an interrupted or killed run left
-        shutil.rmtree(run_dir)
-    once = replace(options, run_dir=run_dir, seed=seed, repetition=index,
+    once = replace(options, run_dir=fresh_run_dir(run_dir), seed=seed, repetition=index,
                    report=replace(options.report, in_set=True))
     return run_benchmark(task, once, plugins)
 
@@ -192,8 +205,18 @@ def report_errors(failures: list[BenchDriverError], code: int) -> int:
 def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugins) -> int:
     """``bench-driver --task-name T --repetitions N [--warmup K]``: one set in a new directory."""
     plan = plan_from_args(args, 1, 0)
+    launch = launch_from(args, plugins)
     set_dir = new_run_dir(options.runs_dir, task.name)
-    summary = run_set(task, options, plugins, set_dir, plan)
+    if launch is None:
+        summary = run_set(task, options, plugins, set_dir, plan)
+    else:
+        from driver.experiments.parallel import SetToRun, run_sets
+
+        try:
+            summary = run_sets([SetToRun(task, set_dir)], options, plugins, plan,
+                               launch.backend, launch.jobs)[0]
+        finally:
+            launch.backend.close()
     failures = publish(plugins, "report_set", summary, options.report)
     print(f"bench-driver: summary: {set_dir / 'summary.json'}", file=sys.stderr)
     if not summary.complete:
@@ -201,6 +224,27 @@ def main_repeated(args: Any, task: TaskSpec, options: RunOptions, plugins: Plugi
               f"(a new invocation starts a new set: sets resume inside experiments)",
               file=sys.stderr)
     return report_errors(failures, summary.exit_code())
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How runs go when ``--jobs`` or ``--backend`` is given: the (guarded) backend, and how
+    many runs at once (0: all of them)."""
+
+    backend: Any
+    jobs: int
+
+
+def launch_from(args: Any, plugins: Plugins) -> Launch | None:
+    """The backend of ``--backend`` / ``--jobs``, made and checked before anything starts; None
+    (runs in this process, one at a time) when neither is given."""
+    from driver.backends import DEFAULT_BACKEND, check_jobs, make_backend
+
+    if getattr(args, "jobs", None) is None and getattr(args, "backend", None) is None:
+        return None
+    name = args.backend or DEFAULT_BACKEND
+    jobs = check_jobs(args.jobs, name)
+    return Launch(make_backend(plugins, name, args, jobs), jobs)
 
 
 def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:

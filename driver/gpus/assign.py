@@ -82,6 +82,19 @@ def assign_gpus(num_gpus: int, explicit: Sequence[int] | None, environ: Mapping[
     return GpuAssignment(tuple(e.index for e in chosen), ",".join(e.handover for e in chosen))
 
 
+def usable_pool(environ: Mapping[str, str]) -> GpuAssignment:
+    """Every usable device of the pool, in pool order: what concurrent runs (``--jobs``) lease
+    from. Without NVML: the entries of ``CUDA_VISIBLE_DEVICES`` unchecked, or none."""
+    pool_text = environ.get(CUDA_VISIBLE_DEVICES)
+    try:
+        with nvml_session() as nvml:
+            usable = [e for e in _pool(nvml, pool_text, list_gpus(nvml)) if not e.problem]
+    except NvmlUnavailable:
+        tokens = _tokens(pool_text) if pool_text is not None else []
+        return GpuAssignment((), ",".join(tokens), verified=False)
+    return GpuAssignment(tuple(e.index for e in usable), ",".join(e.handover for e in usable))
+
+
 def child_environment(assignment: GpuAssignment) -> dict[str, str]:
     """The variables to set (overriding the driver's own) in the command's environment."""
     env = {CUDA_VISIBLE_DEVICES: assignment.cuda_visible_devices}
