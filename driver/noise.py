@@ -106,6 +106,19 @@ def gpu_thermal_check(gpu: Mapping[str, Any], when: str) -> Check:
     return Check(name, OK, f"none{temperature} {when}")
 
 
+def gpu_thermal_time_check(start: Mapping[str, Any], end: Mapping[str, Any]) -> Check:
+    """Noisy when NVML's thermal violation counter of this GPU grew between *start* and *end*:
+    its clocks were held down by heat at some moment of the run, even if not at its end."""
+    name = f"GPU {end['index']} thermal throttling during the run"
+    before, after = start.get("thermal_violation_ns"), end.get("thermal_violation_ns")
+    if before is None or after is None:
+        return Check(name, UNKNOWN, "NVML gives no thermal violation counter")
+    if after > before:
+        return Check(name, NOISY, f"clocks held down by heat for {(after - before) / 1e9:.3f} s",
+                     "cool the GPU (airflow, a lower power limit) and rerun")
+    return Check(name, OK, "none")
+
+
 def machine_checks(now: Mapping[str, Any]) -> list[Check]:
     """Every check of a machine_now() reading."""
     gpus = now.get("gpus") or []
@@ -138,6 +151,8 @@ class RunWatch:
 
         end_gpus = gpu_states(self.gpus) if self.gpus else []
         ends = [gpu_thermal_check(gpu, "at the end of the run") for gpu in end_gpus]
+        ends += [gpu_thermal_time_check(start, end)
+                 for start, end in zip(self.start["gpus"], end_gpus)]
         late = [c.warning() for c in ends if c.noisy]
         warn(late)
         return {**block, "frequency": self.start["frequency"],

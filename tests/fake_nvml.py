@@ -27,6 +27,7 @@ without the NVIDIA driver (``NVMLError_LibraryNotFound``). The scenario is read 
          "temperature_c": 45,                  # optional (absent: the query is NotSupported)
          "throttle_reasons": 64,               # optional clock-event reason bits (64: HW thermal)
          "throttle_reasons_file": "/tmp/bits", #   or re-read from a file on every query
+         "thermal_violation_ns": 0,            # optional thermal violation counter (or _file)
          "processes": [                        # compute processes; only live ones are listed
            {"pid": 1234, "used_mib": 100},
            {"pid_file": "/tmp/pid", "used_mib": 100},     # the pid written in a file
@@ -335,6 +336,18 @@ def nvmlDeviceGetTemperature(handle: _Handle, sensor: int) -> int:
 
 def nvmlDeviceGetCurrentClocksEventReasons(handle: _Handle) -> int:
     return _reading(handle, "throttle_reasons")
+
+
+class _ViolationTime:
+    def __init__(self, violation_ns: int) -> None:
+        self.referenceTime = 0
+        self.violationTime = violation_ns
+
+
+def nvmlDeviceGetViolationStatus(handle: _Handle, policy: int) -> _ViolationTime:
+    if policy != 1:  # NVML_PERF_POLICY_THERMAL: the only counter scripted
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return _ViolationTime(_reading(handle, "thermal_violation_ns"))
 
 
 def nvmlSystemGetDriverVersion() -> str:

@@ -129,14 +129,16 @@ def use_fake_nvml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **device: Any
 
 def test_gpu_fields_come_from_nvml(tmp_path, monkeypatch):
     use_fake_nvml(tmp_path, monkeypatch, sm_clock_mhz=1980, memory_clock_mhz=2619,
-                  max_sm_clock_mhz=1980, temperature_c=41, throttle_reasons=0x1)
+                  max_sm_clock_mhz=1980, temperature_c=41, throttle_reasons=0x1,
+                  thermal_violation_ns=12)
     from driver.gpus.state import gpu_states
 
     [gpu] = gpu_states([0])
     assert gpu == {"index": 0, "name": "NVIDIA H200", "uuid": "GPU-00000000-0000-0000-0000-"
                    "000000000000", "driver_version": "550.54.15", "sm_clock_mhz": 1980,
                    "memory_clock_mhz": 2619, "max_sm_clock_mhz": 1980, "temperature_c": 41,
-                   "throttle_reasons": ["gpu_idle"], "process_pids": []}
+                   "throttle_reasons": ["gpu_idle"], "thermal_violation_ns": 12,
+                   "process_pids": []}
 
 
 def test_gpu_fields_nvml_does_not_answer_are_null(tmp_path, monkeypatch):
@@ -176,6 +178,32 @@ def test_thermal_throttling_during_the_run_is_a_warning_in_the_block(tmp_path, m
                                  "88 C at the end of the run (fix: cool the GPU (airflow, a "
                                  "lower power limit) and rerun)"]
     assert "noisy machine: GPU 0 throttling" in capsys.readouterr().err
+
+
+def test_thermal_throttling_over_before_the_run_ends_is_still_a_warning(tmp_path, monkeypatch,
+                                                                        capsys):
+    # NVML's violation counter grew during the run; the clock-event reasons are clear again
+    counter = tmp_path / "thermal_ns"
+    counter.write_text("5000000000\n")
+    use_fake_nvml(tmp_path, monkeypatch, temperature_c=70, throttle_reasons=0,
+                  thermal_violation_ns_file=str(counter))
+    watch = noise.RunWatch((0,), True, {ROOT_ENV: str(write_tree(tmp_path / "m", QUIET))})
+    counter.write_text("6250000000\n")
+    block = watch.finish({"host": "h"})
+    assert block["gpus"][0]["thermal_violation_ns"] == 5_000_000_000
+    assert block["gpus_at_end"][0]["throttle_reasons"] == []
+    assert block["warnings"] == ["GPU 0 thermal throttling during the run: clocks held down by "
+                                 "heat for 1.250 s (fix: cool the GPU (airflow, a lower power "
+                                 "limit) and rerun)"]
+    assert "noisy machine: GPU 0 thermal throttling during the run" in capsys.readouterr().err
+
+
+def test_an_unchanged_or_missing_violation_counter_is_no_warning(tmp_path, monkeypatch):
+    use_fake_nvml(tmp_path, monkeypatch, temperature_c=50, throttle_reasons=0,
+                  thermal_violation_ns=7)
+    watch = noise.RunWatch((0,), True, {ROOT_ENV: str(write_tree(tmp_path / "m", QUIET))})
+    assert watch.finish({"host": "h"})["warnings"] == []
+    assert noise.gpu_thermal_time_check({"index": 0}, {"index": 0}).verdict == noise.UNKNOWN
 
 
 # --- repeated runs and compare mention the noise -------------------------------------------------

@@ -1,7 +1,9 @@
 """What the GPUs of a run are doing now, for the environment block and the noise checks.
 
 Read through the existing NVML boundary (driver.gpus.nvml, driver.gpus.reader): names, the
-driver's version, SM and memory clocks, temperature, the clock-event (throttle) reasons and the
+driver's version, SM and memory clocks, temperature, the clock-event (throttle) reasons, the
+thermal violation counter (nanoseconds the clocks were held down by heat since the driver loaded:
+read before and after a run, its growth is throttling *during* the run, however brief) and the
 compute processes. A query the GPU or the binding does not support gives None, never a guess;
 NVML itself unavailable gives each GPU an ``error``.
 """
@@ -21,6 +23,7 @@ THROTTLE_REASONS = {
 }
 #: Reasons that mean the GPU was slowed by heat (or the hardware's own slowdown).
 THERMAL = ("hw_slowdown", "sw_thermal_slowdown", "hw_thermal_slowdown")
+PERF_POLICY_THERMAL = 1  # nvmlPerfPolicyType_t: nvmlDeviceGetViolationStatus's thermal counter
 _REASON_QUERIES = ("nvmlDeviceGetCurrentClocksEventReasons",
                    "nvmlDeviceGetCurrentClocksThrottleReasons")
 
@@ -66,6 +69,8 @@ def gpu_state(nvml: Any, index: int) -> dict[str, Any]:
         "temperature_c": ask(lambda: int(nvml.nvmlDeviceGetTemperature(handle,
                                                                         TEMPERATURE_GPU))),
         "throttle_reasons": ask(lambda: throttle_reasons(nvml, handle)),
+        "thermal_violation_ns": ask(lambda: int(
+            nvml.nvmlDeviceGetViolationStatus(handle, PERF_POLICY_THERMAL).violationTime)),
         "process_pids": None if processes is None else sorted({int(p.pid) for p in processes}),
     }
 
