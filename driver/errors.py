@@ -37,7 +37,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "the run succeeded and every required metric was found",
     ExitCode.INTERNAL: "internal error in bench-driver (a bug)",
     ExitCode.USAGE: "command-line usage error",
-    ExitCode.CONFIG: "configuration error (task config, --set, --gpus, paths...): nothing was started",
+    ExitCode.CONFIG: "configuration error (task config, --set, --gpus, paths...), or "
+                     "`--strict-system` on a noisy machine: nothing was started",
     ExitCode.COMMAND_FAILED: "the benchmark command exited non-zero or was killed; what was scraped "
                              "is still written",
     ExitCode.MISSING_METRIC: "a required metric never matched (or overflowed); the others are "
