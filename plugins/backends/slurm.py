@@ -21,25 +21,7 @@ from driver.backends import Backend, Finished, Placement, RunJob
 from driver.errors import ConfigError
 
 INSTALL = "pip install 'bench-driver[slurm]'"
-EXECUTORS = ("slurm", "local")
 POLL_S = 0.1  # submitit's own watcher rate-limits what it asks Slurm
-
-
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """The ``--slurm-*`` options of ``run``."""
-    group = parser.add_argument_group("--backend slurm (docs/backends.md)")
-    group.add_argument("--slurm-partition", help="the partition of every run's job")
-    group.add_argument("--slurm-time-min", type=float, default=60.0, metavar="MIN",
-                       help="time limit of every run's job, minutes (default 60)")
-    group.add_argument("--slurm-cpus-per-run", type=int, default=1, metavar="N",
-                       help="CPUs of every run's job (default 1)")
-    group.add_argument("--slurm-gpus-per-run", type=int, metavar="N",
-                       help="GPUs of every run's job (default: the run's num_gpus)")
-    group.add_argument("--slurm-folder", type=Path, metavar="DIR",
-                       help="submitit's job files and logs (default: RUNS_DIR/.slurm)")
-    group.add_argument("--slurm-executor", choices=EXECUTORS, default="slurm",
-                       help="slurm (sbatch), or local: submitit's local executor, each job a "
-                       "subprocess here (testing without Slurm)")
 
 
 class SlurmBackend(Backend):
