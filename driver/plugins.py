@@ -47,6 +47,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.toy_search",
     "plugins.nas201",
     "plugins.searchers",
+    "plugins.weight_sharing",
 )
 
 #: Registry kind -> the hook that fills it.
