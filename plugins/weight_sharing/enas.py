@@ -43,15 +43,18 @@ class Controller(nn.Module):
                        self.embedding.weight, self.predict.weight):
             nn.init.uniform_(weight, -0.1, 0.1)
 
-    def forward(self, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, Choice]:  # type: ignore[override]
-        """Sample a cell: ``(sum of log-probabilities, sum of entropies, op indices)``."""
+    def forward(self, gen: torch.Generator,  # type: ignore[override]
+                forced: Choice | None = None) -> tuple[torch.Tensor, torch.Tensor, Choice]:
+        """Sample a cell: ``(sum of log-probabilities, sum of entropies, op indices)``; with
+        *forced* (the first ops of a cell, or all), their log-probability instead of a sample."""
         inputs, state = self.start, None
         log_probs, entropies, choice = [], [], []
-        for _ in range(self.edges):
+        for edge in range(self.edges if forced is None else len(forced)):
             out, state = self.lstm(inputs, state)
             logits = self.tanh_constant * torch.tanh(self.predict(out).view(-1) / self.temperature)
             logp = logits.log_softmax(-1)
-            index = int(torch.multinomial(logp.detach().exp(), 1, generator=gen))
+            index = forced[edge] if forced is not None else int(
+                torch.multinomial(logp.detach().exp(), 1, generator=gen))
             log_probs.append(logp[index])
             entropies.append(-(logp.exp() * logp).sum())
             choice.append(index)
@@ -103,7 +106,7 @@ class ENAS(Strategy):
         for i in range(settings.controller_steps * aggregate):
             log_prob, entropy, choice = self.controller(self.gen)
             self.last_entropy = float(entropy.detach()) / len(EDGES)
-            value = reward(i, choice) + settings.entropy_weight * float(entropy)
+            value = reward(i, choice) + settings.entropy_weight * float(entropy.detach())
             decay = settings.baseline_decay
             self.baseline = value if self.baseline is None else (
                 decay * self.baseline + (1 - decay) * value)

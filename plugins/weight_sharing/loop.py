@@ -283,8 +283,8 @@ class AlphaStrategy(Strategy):
 
     def __init__(self, net: Supernet, settings: SearchSettings, gen: torch.Generator) -> None:
         super().__init__(net, settings, gen)
-        device = next(net.parameters()).device
-        self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)).to(device))
+        like = next(net.parameters())
+        self.alpha = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)).to(like))
         self.adam = arch_adam([self.alpha], settings)
 
     def mixture(self, detach: bool = False) -> Mixture:
