@@ -52,7 +52,8 @@ class WeightSharingNAS(NASAlgorithm):
         if self.data == "files" and not data_dir:
             raise ConfigError(f"{self.name}: data 'files' (mode=full) needs data_dir, the folder "
                               f"holding cifar-10-batches-py/; or use data=digits")
-        self.data_dir, self.synthetic_images = data_dir, tuple(synthetic_images)
+        self.data_dir = data_dir
+        self.synthetic_images = (int(synthetic_images[0]), int(synthetic_images[1]))
         self.outcome: Any = None
 
     def run(self, space: SearchSpace, seed: int, log: Callable[[str], None],
@@ -70,14 +71,16 @@ class WeightSharingNAS(NASAlgorithm):
 class DartsV1(WeightSharingNAS):
     """DARTS, first order: weight step, then architecture step (50 epochs)."""
 
-    name, paper_settings, strategy = "darts-v1", paper.DARTS, "plugins.weight_sharing.darts:FirstOrder"
+    name, paper_settings = "darts-v1", paper.DARTS
+    strategy = "plugins.weight_sharing.darts:FirstOrder"
 
 
 class DartsV2(WeightSharingNAS):
     """DARTS, second order: unrolled architecture step (finite-difference Hessian-vector
     product), then weight step (50 epochs)."""
 
-    name, paper_settings, strategy = "darts-v2", paper.DARTS, "plugins.weight_sharing.darts:SecondOrder"
+    name, paper_settings = "darts-v2", paper.DARTS
+    strategy = "plugins.weight_sharing.darts:SecondOrder"
 
 
 class GDAS(WeightSharingNAS):

@@ -39,7 +39,8 @@ class Controller(nn.Module):
         self.lstm = nn.LSTM(size, size, layers)
         self.embedding = nn.Embedding(ops, size)
         self.predict = nn.Linear(size, ops)
-        for weight in (self.start, self.lstm.weight_hh_l0, self.lstm.weight_ih_l0,
+        lstm = dict(self.lstm.named_parameters())  # the reference initialises its first layer
+        for weight in (self.start, lstm["weight_hh_l0"], lstm["weight_ih_l0"],
                        self.embedding.weight, self.predict.weight):
             nn.init.uniform_(weight, -0.1, 0.1)
 

@@ -95,7 +95,7 @@ ENAS = replace(DARTS, epochs=250, batch_size=128, learning_rate=0.05, min_learni
 PAPER: dict[str, SearchSettings] = {"darts-v1": DARTS, "darts-v2": DARTS, "gdas": GDAS,
                                     "setn": SETN, "rsps": RSPS, "enas": ENAS}
 #: What toy mode changes, for every algorithm.
-TOY = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "candidates": 10,
+TOY: dict[str, Any] = {"epochs": 3, "batch_size": 16, "eval_batch_size": 64, "candidates": 10,
        "controller_steps": 4, "controller_aggregate": 2, "channels": 8, "cells_per_stage": 1,
        "train_batches": 4}
 
