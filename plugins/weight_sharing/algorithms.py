@@ -44,7 +44,7 @@ class WeightSharingNAS(NASAlgorithm):
 
     def __init__(self, mode: str = "toy", bn: str = "paper", data: str | None = None,
                  data_dir: str | None = None, device: str | None = "auto",
-                 synthetic_images: tuple[int, int] = (1024, 256), **settings: Any) -> None:
+                 synthetic_images: tuple[int, int] | None = None, **settings: Any) -> None:
         self.settings = settings_for(self.paper_settings, mode, bn, settings)
         self.mode, self.bn, self.device = mode, bn, device
         self.data = data or ("digits" if mode == "toy" else "files")
@@ -53,7 +53,9 @@ class WeightSharingNAS(NASAlgorithm):
             raise ConfigError(f"{self.name}: data 'files' (mode=full) needs data_dir, the folder "
                               f"holding cifar-10-batches-py/; or use data=digits")
         self.data_dir = data_dir
-        self.synthetic_images = (int(synthetic_images[0]), int(synthetic_images[1]))
+        # data=synthetic: as many images as CIFAR-10's halves in full mode (a real epoch's length)
+        train, valid = synthetic_images or ((1024, 256) if mode == "toy" else (25000, 25000))
+        self.synthetic_images = (int(train), int(valid))
         self.outcome: Any = None
 
     def run(self, space: SearchSpace, seed: int, log: Callable[[str], None],
