@@ -148,7 +148,8 @@ def test_full_settings_are_section_6s() -> None:
                                                                     128, 5.0)
     assert (enas.arch_learning_rate, enas.arch_betas, enas.arch_eps, enas.entropy_weight,
             enas.baseline_decay, enas.controller_steps, enas.controller_aggregate,
-            enas.candidates) == (1e-3, (0.0, 0.999), 1e-3, 1e-4, 0.99, 50, 20, 100)
+            enas.candidates, enas.eval_batch_size) == (1e-3, (0.0, 0.999), 1e-3, 1e-4, 0.99, 50,
+                                                        20, 100, 128)
     assert darts.learning_rate_at(0) == 0.025 and darts.learning_rate_at(50) == pytest.approx(0.001)
     assert enas.learning_rate_at(10) == pytest.approx(0.0005) and enas.learning_rate_at(20) == 0.05
     assert settings_for(darts, "full", "nats").track_running_stats is False

@@ -89,7 +89,7 @@ GDAS = replace(DARTS, epochs=250)
 SETN = replace(GDAS, grad_clip=None)
 RSPS = replace(GDAS)
 ENAS = replace(DARTS, epochs=250, batch_size=128, learning_rate=0.05, min_learning_rate=0.0005,
-               lr_period=10, weight_decay=2.5e-4, arch_learning_rate=1e-3,
+               lr_period=10, weight_decay=2.5e-4, eval_batch_size=128, arch_learning_rate=1e-3,
                arch_betas=(0.0, 0.999), arch_weight_decay=0.0, arch_eps=1e-3)
 #: The paper's setting of each algorithm (``mode=full``).
 PAPER: dict[str, SearchSettings] = {"darts-v1": DARTS, "darts-v2": DARTS, "gdas": GDAS,
