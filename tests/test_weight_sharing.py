@@ -196,7 +196,7 @@ def test_setn_scores_its_top_cells_by_log_probability_and_keeps_the_best() -> No
         strategy.alpha[2, 3] = 2.95
     top = setn.top_by_log_probability(strategy.alpha, 12)
     assert top[0] == (1, 1, 1, 1, 1, 1) and top[1] == target
-    logp = strategy.alpha.log_softmax(-1)
+    logp = strategy.alpha.detach().log_softmax(-1)
 
     def log_probability(cell: tuple[int, ...]) -> float:
         return float(sum(logp[k, op] for k, op in enumerate(cell)))
