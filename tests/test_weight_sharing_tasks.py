@@ -5,7 +5,10 @@ full-size supernet (C=16, N=5, 32x32) taking one search step on a CPU with secti
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -93,9 +96,6 @@ def test_a_drop_in_seventh_algorithm_runs_through_the_same_task(cli, tmp_path: P
 
 
 def test_a_misspelt_algorithm_is_refused_before_anything_runs(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     done = subprocess.run([sys.executable, str(REPO / "tasks/nas201_weight_sharing.py"),
                            "--algorithm", "gdsa"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 3 and "did you mean 'gdas'" in done.stderr
@@ -158,3 +158,16 @@ def test_full_settings_are_section_6s() -> None:
     controller = Controller()
     assert (controller.lstm.num_layers, controller.lstm.hidden_size, controller.temperature,
             controller.tanh_constant) == (2, 32, 5.0, 2.5)
+
+
+def test_the_benchmark_runs_and_its_gpu_check_says_when_there_is_no_gpu() -> None:
+    script = str(REPO / "benchmarks/nas201_weight_sharing.py")
+    done = subprocess.run([sys.executable, script, "--skip-epochs", "--repeat", "1",
+                           "--algorithms", "gdas,darts-v2", "--batch-size", "4"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^RATIO ws_step_gdas .* = \d+\.\d+x", done.stdout, re.M)
+    assert re.search(r"^RATIO ws_step_darts-v2 .* = \d+\.\d+x", done.stdout, re.M)
+    done = subprocess.run([sys.executable, script, "--gpu"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 2 and "no CUDA device" in done.stderr
