@@ -308,7 +308,7 @@ def test_enas_teacher_forcing_gives_the_log_probability_of_a_cell() -> None:
     controller = enas.Controller()
     log_prob, _, _ = controller(gen(), forced=BEST)
     first, _, _ = controller(gen(), forced=BEST[:1])
-    assert float(log_prob) < float(first) < 0
+    assert float(log_prob.detach()) < float(first.detach()) < 0
 
 
 # --- reproducibility and settings ----------------------------------------------------------------
