@@ -49,6 +49,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.nas201",
     "plugins.searchers",
     "plugins.backends",
+    "plugins.weight_sharing",
 )
 
 #: Registry kind -> the hook that fills it.
