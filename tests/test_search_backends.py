@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO
+from test_backends_ray import ray_address  # noqa: F401  (the fixture: a local Ray head)
 
 CONFIG = str(REPO / "task_config.toml")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see tests/test_nas201_training.py
@@ -86,13 +87,16 @@ print(f"value: {-sum((x - t) ** 2 for x, t in zip(ast.literal_eval(a.arch), (3, 
 
 SEARCH_CONFIG = """
 [tasks.search]
-command_to_execute = "{{python}} {repo}/tasks/nas_search.py --searcher random --space toy --seed 1 --max-evaluations {{n}} --concurrency 2 --backend local --trial-config {config} --trial-task trial --trials-dir {{run_dir}}/trials --trials-file {{run_dir}}/trials.jsonl --on-failure {{on_failure}}"
+command_to_execute = "{{python}} {repo}/tasks/nas_search.py --searcher random --space toy --seed 1 --max-evaluations {{n}} --concurrency 2 --backend {{backend}} --backend-args {{backend_args}} --trial-config {config} --trial-task trial --trials-dir {{run_dir}}/trials --trials-file {{run_dir}}/trials.jsonl --on-failure {{on_failure}} --failed-value {{failed_value}}"
 patterns = ['^final: evaluations=(\\d+)']
 metrics = ['evaluations']
 compute_method = ['last']
 [tasks.search.params]
 n = 4
+backend = "local"
+backend_args = ""
 on_failure = "tell"
+failed_value = -1000  # below every toy value (0 at best)
 fail = ""
 hold = ""
 [tasks.trial]
@@ -127,7 +131,7 @@ def test_a_failed_trial_is_told_as_the_failed_value(cli, write_config, tmp_path)
     trials = {t["number"]: t for t in trials_of(tmp_path)}
     assert sorted(trials) == [0, 1, 2, 3]
     for number in (1, 2):
-        assert trials[number]["value"] == 0.0
+        assert trials[number]["value"] == -1000
         assert "the run ended 'failed' (exit code 1)" in trials[number]["info"]["failed"]
     for number in (0, 3):
         config = trials[number]["config"]
@@ -167,17 +171,25 @@ def test_sigterm_on_the_search_cancels_the_trials_in_flight(write_config, tmp_pa
 
 def test_a_bad_backend_option_is_refused_before_any_trial(cli, write_config, tmp_path) -> None:
     toy_search(write_config, tmp_path)
-    config = (tmp_path / "task_config.toml").read_text().replace(
-        "--backend local", "--backend local --backend-args '--ray-retries x'")
-    (tmp_path / "task_config.toml").write_text(config)
-    done = cli("run", "--task-name", "search")
+    done = cli("run", "--task-name", "search", "--set", "backend_args=--ray-retries x")
     log = next((tmp_path / "bench-runs" / "search").glob("*/output.log")).read_text()
     assert done.returncode == 4 and "--backend-args '--ray-retries x'" in log, log
-    assert "invalid int value: 'x'" in log and not list(logs_of(tmp_path))
+    assert "invalid int value: 'x'" in log
+    assert not list((tmp_path / "bench-runs" / "search").glob("*/trials/*"))
 
 
-def logs_of(tmp_path: Path) -> list[Path]:
-    return list((tmp_path / "bench-runs" / "search").glob("*/trials/*"))
+def test_toy_trials_through_a_real_ray_cluster(cli, write_config, tmp_path, ray_address) -> None:
+    toy_search(write_config, tmp_path)
+    done = cli("run", "--task-name", "search", "--set", "backend=ray", "--set",
+               f"backend_args=--address {ray_address}", "--output", "out.json",
+               env={"RAY_AUTH_MODE": "disabled"}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    trials = trials_of(tmp_path)
+    assert sorted(t["number"] for t in trials) == [0, 1, 2, 3]
+    for trial in trials:
+        assert trial["value"] == -sum((x - t) ** 2 for x, t in zip(trial["config"], (3, 1, 4)))
+        assert run_record(trial)["status"] == "ok" and run_record(trial)["task"] == "trial"
+    assert json.loads((tmp_path / "out.json").read_text())["search.evaluations"] == 4
 
 
 @pytest.mark.parametrize("unknown", ["--slurm-partitions gpu"])
