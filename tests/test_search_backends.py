@@ -23,12 +23,12 @@ TOY_LIVE = ("dataset=ImageNet16-120", "time_budget=0")  # the cheapest network; 
 
 
 def live_search(cli, tmp_path: Path, name: str, *sets: str,  # type: ignore[no-untyped-def]
-                env: dict[str, str] | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                seed: int = 0) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """nas201_live_search through the CLI: its flat result and its trials.jsonl rows."""
     settings = [item for s in (*TOY_LIVE, *sets) for item in ("--set", s)]
     done = cli("run", "--config", CONFIG, "--quiet", "--task-name", "nas201_live_search",
-               *settings, "--output", str(tmp_path / f"{name}.json"),
-               "--runs-dir", str(tmp_path / name), timeout=900, env={**ONE_THREAD, **(env or {})})
+               "--seed", str(seed), *settings, "--output", str(tmp_path / f"{name}.json"),
+               "--runs-dir", str(tmp_path / name), timeout=900, env=ONE_THREAD)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads((tmp_path / f"{name}.json").read_text())
     run_dir = next((tmp_path / name / "nas201_live_search").glob("*/trials.jsonl")).parent
@@ -43,14 +43,14 @@ def run_record(trial: dict[str, Any]) -> dict[str, Any]:
 
 def test_two_live_trials_at_once_on_the_local_backend_overlap_in_time(cli, tmp_path) -> None:
     values, trials = live_search(cli, tmp_path, "local", "backend=local", "concurrency=2",
-                                 "max_evaluations=4", "seed=3")
+                                 "max_evaluations=4", seed=3)
     assert values["evaluations"] == values["progress_lines"] == len(trials) == 4
     records = [run_record(t) for t in trials]
     assert {r["task"] for r in records} == {"nas201_live_trial"}
-    assert all(r["status"] == "ok" and r["params"]["stop_epoch"] == 2 for r in records)
+    assert all(r["status"] == "ok" and str(r["params"]["stop_epoch"]) == "2" for r in records)
     for trial, record in zip(trials, records):
         assert trial["config"] == record["params"]["arch"]
-        metric = {m["name"]: m["value"] for m in record["metrics"]}
+        metric = {name: m["value"] for name, m in record["metrics"].items()}
         assert trial["value"] == metric["valid_accuracy"] and "failed" not in trial["info"]
         assert record["memory"]  # each trial is a full run: its memory was sampled
     spans = sorted((r["started_at"], r["ended_at"]) for r in records)  # ISO 8601, UTC
@@ -61,9 +61,9 @@ def test_two_live_trials_at_once_on_the_local_backend_overlap_in_time(cli, tmp_p
 
 def test_one_at_a_time_on_a_backend_gives_the_in_process_trajectory(cli, tmp_path) -> None:
     """Training a toy cell on a CPU is deterministic for a seed, in this process or a run."""
-    sets = ("max_evaluations=3", "seed=5", "searcher=rea")
-    _, here = live_search(cli, tmp_path, "here", *sets)
-    _, there = live_search(cli, tmp_path, "there", *sets, "backend=local")
+    sets = ("max_evaluations=3", "searcher=rea")
+    _, here = live_search(cli, tmp_path, "here", *sets, seed=5)
+    _, there = live_search(cli, tmp_path, "there", *sets, "backend=local", seed=5)
     assert [(t["config"], t["value"]) for t in there] == [(t["config"], t["value"]) for t in here]
     assert "run_dir" in there[0]["info"] and "run_dir" not in here[0]["info"]
 
