@@ -4,6 +4,7 @@ a stop signal cancels the trials in flight. Toy sizes, real subprocesses, the re
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -15,6 +16,11 @@ from typing import Any
 import pytest
 
 from conftest import REPO
+from driver.backends import Backend, Finished, Placement, RunJob
+from driver.config import load_config
+from driver.plugins import PluginSet
+from driver.search import Trial
+from driver.search_backend import BackendExecutor, TrialRuns
 from test_backends_ray import ray_address  # noqa: F401  (the fixture: a local Ray head)
 
 CONFIG = str(REPO / "task_config.toml")
@@ -184,6 +190,20 @@ def test_toy_trials_through_a_real_ray_cluster(cli, write_config, tmp_path, ray_
                f"backend_args=--address {ray_address}", "--output", "out.json",
                env={"RAY_AUTH_MODE": "disabled"}, timeout=300)
     assert done.returncode == 0, done.stderr
+    check_toy_trials(tmp_path)
+
+
+def test_toy_trials_through_submitit_local_executor(cli, write_config, tmp_path) -> None:
+    toy_search(write_config, tmp_path)
+    done = cli("run", "--task-name", "search", "--set", "backend=slurm", "--set",
+               "backend_args=--slurm-executor local", "--output", "out.json", timeout=300)
+    assert done.returncode == 0, done.stderr
+    check_toy_trials(tmp_path)
+    assert list((tmp_path / "bench-runs" / "search").glob("*/trials/.slurm/*"))  # submitit's
+
+
+def check_toy_trials(tmp_path: Path) -> None:
+    """Four toy trials, each an ok run of `trial` whose value the search was told."""
     trials = trials_of(tmp_path)
     assert sorted(t["number"] for t in trials) == [0, 1, 2, 3]
     for trial in trials:
@@ -202,3 +222,44 @@ def test_an_unknown_backend_option_names_itself(unknown: str, tmp_path: Path) ->
     assert done.returncode == 3, done.stderr
     assert "unknown option(s) --slurm-partitions gpu" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+class ScriptedBackend(Backend):
+    """Ends the jobs in the reverse order of submission; every worker "dies"."""
+
+    def __init__(self) -> None:
+        self.live: list[RunJob] = []
+        self.cancelled: list[str] = []
+        self.closed = False
+
+    def submit(self, job: RunJob, placement: Placement) -> None:
+        self.live.append(job)
+
+    def next_finished(self, timeout_s: float) -> Finished | None:
+        if not self.live:
+            return None
+        return Finished(self.live.pop(), None, "the worker was killed by SIGKILL")
+
+    def cancel(self, signal_name: str) -> None:
+        self.cancelled.append(signal_name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_executor_tells_dead_workers_as_failures_and_cancels_what_is_left(
+        write_config, tmp_path: Path) -> None:
+    toy_search(write_config, tmp_path)
+    config = load_config(tmp_path / "task_config.toml")
+    runs = TrialRuns(config, "trial", ["last"], tmp_path / "trials", PluginSet(),
+                     argparse.Namespace(), fixed={"epochs": "1", "stop_epoch": "1"})
+    backend = ScriptedBackend()
+    with BackendExecutor(backend, runs, failed_value=-5.0) as executor:
+        for number in range(3):
+            executor.submit(Trial(number, (number, 0, 0)))
+        finish_s, result = executor.next_result()
+        assert result.trial.number == 2 and result.value == -5.0 and executor.in_flight == 2
+        assert result.info["failed"] == "the worker was killed by SIGKILL" and finish_s >= 0
+        assert backend.live[0].task.params["arch"] == "(0, 0, 0)"
+        assert backend.live[0].options.run_dir == (tmp_path / "trials" / "0000").absolute()
+    assert backend.cancelled == ["SIGTERM"] and backend.closed and executor.in_flight == 0
