@@ -69,7 +69,7 @@ def executor_for(args: argparse.Namespace, plugins: Plugins, space: Any, evaluat
     runs.check(Trial(0, space.sample(random.Random(args.seed))))
     proctree.become_subreaper()  # a trial's helpers outlive its worker by a moment: see below
     with StopRequests().installed() as stop:
-        backend = make_backend(plugins, args.backend, runs.options, args.concurrency)
+        backend: Any = make_backend(plugins, args.backend, runs.options, args.concurrency)
         try:
             with BackendExecutor(backend, runs, on_failure=args.on_failure,
                                  failed_value=args.failed_value, stop=stop,

@@ -119,7 +119,8 @@ stop_epoch = 1
 """
 
 
-def toy_search(write_config, tmp_path: Path, fail: str = "", hold: str = "") -> Path:  # type: ignore[no-untyped-def]
+def toy_search(write_config, tmp_path: Path,  # type: ignore[no-untyped-def]
+               fail: str = "", hold: str = "") -> Path:
     (tmp_path / "toy_trial.py").write_text(TRIAL)
     path = tmp_path / "task_config.toml"
     return write_config(SEARCH_CONFIG.format(repo=REPO, config=path, fail=fail, hold=hold))
