@@ -10,7 +10,8 @@ them, ``--evaluator-option KEY=VALUE`` to the evaluator. ``--trials-file PATH`` 
 per counted trial (number, arch, value, cost, clock, the evaluator's info) as the search goes, for
 ``tasks/nas201_pareto.py``. ``--concurrency N`` keeps N trials in flight on the search's clock
 (results are told in completion order); with ``--backend local|ray|slurm`` (tasks/_backend.py)
-each trial is a run of ``--trial-task`` on that backend, N at once, on the wall clock. ``--protocol transfer|per-dataset`` (NAS-Bench-201, see
+each trial is a run of ``--trial-task`` on that backend, N at once, on the wall clock.
+``--protocol transfer|per-dataset`` (NAS-Bench-201, see
 ``plugins/nas201/protocols.py``) fills the data set, the budget and the searcher preset that the
 command line leaves open, and adds the chosen cell's accuracy on the protocol's columns
 (``final: report_<dataset>_<split>=``); ``--preset NAME`` picks a searcher's named settings.
