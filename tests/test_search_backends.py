@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -161,7 +162,7 @@ def test_sigterm_on_the_search_cancels_the_trials_in_flight(write_config, tmp_pa
     driver = subprocess.Popen([sys.executable, "-m", "driver", "run", "--task-name", "search",
                                "--quiet"], cwd=tmp_path, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True,
-                              env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
     logs = tmp_path / "bench-runs" / "search"
     deadline = time.monotonic() + 120
     while len(list(logs.glob("*/trials/*/output.log"))) < 2 or not all(
@@ -213,15 +214,21 @@ def check_toy_trials(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "out.json").read_text())["search.evaluations"] == 4
 
 
-@pytest.mark.parametrize("unknown", ["--slurm-partitions gpu"])
-def test_an_unknown_backend_option_names_itself(unknown: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("backend", "backend_args", "message"), [
+    ("local", "--slurm-partitions gpu", "unknown option(s) --slurm-partitions gpu"),
+    ("lcoal", "", "--backend 'lcoal': no such backend (did you mean 'local'?)"),
+    ("slurm", "--slurm-time-min 0", "--slurm-time-min 0,"),
+])
+def test_a_bad_backend_is_refused_before_any_trial(backend: str, backend_args: str, message: str,
+                                                   tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "tasks/nas_search.py", "--searcher", "random", "--space", "toy",
-         "--max-evaluations", "1", "--backend", "local", "--backend-args", unknown,
-         "--trials-dir", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=120,
-        env={**__import__("os").environ, "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD": "1"})
+         "--max-evaluations", "1", "--backend", backend, "--backend-args", backend_args,
+         "--trials-dir", str(tmp_path), "--trial-task", "nas201_live_trial"], cwd=REPO,
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD": "1"})
     assert done.returncode == 3, done.stderr
-    assert "unknown option(s) --slurm-partitions gpu" in done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert not list(tmp_path.iterdir())
 
 
