@@ -271,3 +271,15 @@ def test_the_executor_tells_dead_workers_as_failures_and_cancels_what_is_left(
         assert backend.live[0].task.params["arch"] == "(0, 0, 0)"
         assert backend.live[0].options.run_dir == (tmp_path / "trials" / "0000").absolute()
     assert backend.cancelled == ["SIGTERM"] and backend.closed and executor.in_flight == 0
+
+
+def test_failed_trials_stay_off_the_pareto_fronts(tmp_path: Path) -> None:
+    from plugins.nas201.pareto import search_points
+    from plugins.nas201.space import index_to_arch
+
+    rows = [{"config": index_to_arch(0), "value": 0.0, "info": {"failed": "exit code 1"}},
+            {"config": index_to_arch(1), "value": 42.5, "info": {"latency_s": 0.01}}]
+    path = tmp_path / "trials.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    points = search_points(path, "cifar10-valid")
+    assert [(p.arch, p.accuracy) for p in points] == [(index_to_arch(1), 42.5)]
