@@ -9,7 +9,9 @@ the budget is then real seconds). ``--mode toy|full`` and ``--data-dir`` go to e
 them, ``--evaluator-option KEY=VALUE`` to the evaluator. ``--trials-file PATH`` writes one JSON line
 per counted trial (number, arch, value, cost, clock, the evaluator's info) as the search goes, for
 ``tasks/nas201_pareto.py``. ``--concurrency N`` keeps N trials in flight on the search's clock
-(results are told in completion order). ``--protocol transfer|per-dataset`` (NAS-Bench-201, see
+(results are told in completion order); with ``--backend local|ray|slurm`` (tasks/_backend.py)
+each trial is a run of ``--trial-task`` on that backend, N at once, on the wall clock.
+``--protocol transfer|per-dataset`` (NAS-Bench-201, see
 ``plugins/nas201/protocols.py``) fills the data set, the budget and the searcher preset that the
 command line leaves open, and adds the chosen cell's accuracy on the protocol's columns
 (``final: report_<dataset>_<split>=``); ``--preset NAME`` picks a searcher's named settings.
@@ -51,6 +53,10 @@ from driver.search import (  # noqa: E402
     SearchBudget, SearchOutcome, Searcher, SearchSpace, TrialResult, check_requirements,
     run_search,
 )
+from driver.search_backend import RunsEvaluator  # noqa: E402
+from tasks._backend import (  # noqa: E402
+    IN_PROCESS, add_backend_arguments, check_outcome, executor_for,
+)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -63,7 +69,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="seeds the searcher and the evaluator")
     parser.add_argument("--time-budget", type=float,
                         help="simulated seconds, e.g. 12000 (0 or absent: the protocol's)")
-    parser.add_argument("--max-evaluations", type=int, help="number of evaluations")
+    parser.add_argument("--max-evaluations", type=int,
+                        help="number of evaluations (0 or absent: only the time budget)")
     parser.add_argument("--cost-epochs", type=float,
                         help="nb201: charge train_time * N/200 per evaluation (default 12)")
     parser.add_argument("--mode", help="toy or full, for evaluators that take a mode (live, nb201)")
@@ -81,11 +88,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--preset", help="searcher preset, e.g. nb201 or nats-bench (default: "
                                          "the protocol's; none: the searcher's defaults)")
     parser.add_argument("--quiet", action="store_true", help="print only the final lines")
+    add_backend_arguments(parser)
     args = parser.parse_args(argv)
     if args.time_budget == 0:
         args.time_budget = None
+    if args.max_evaluations == 0:
+        args.max_evaluations = None
     if args.concurrency < 1:
         parser.error(f"--concurrency {args.concurrency!r}: keep at least 1 trial in flight")
+    if args.backend != IN_PROCESS and args.trials_dir is None:
+        parser.error(f"--backend {args.backend}: give --trials-dir DIR (the trials' runs)")
     if args.time_budget is None and args.max_evaluations is None and args.protocol == "none":
         parser.error("give --time-budget SECONDS or --max-evaluations N (or both), or --protocol")
     return args
@@ -145,7 +157,8 @@ def evaluator_options(factory: Callable[..., Any], args: argparse.Namespace) -> 
             known = ", ".join(k for k in accepted if k != "space")
             raise ConfigError(f"evaluator {name!r} takes no option {key!r}"
                               f"{did_you_mean(key, accepted)}; it takes {known}")
-    optional = {"seed": args.seed, "mode": args.mode, "data_dir": args.data_dir}
+    optional = {"seed": args.seed, "mode": args.mode, "data_dir": args.data_dir,
+                "device": None if args.backend == IN_PROCESS else "cpu"}  # the runs train
     options.update({k: v for k, v in optional.items() if k in accepted and v is not None})
     return options
 
@@ -165,9 +178,11 @@ def run(args: argparse.Namespace) -> SearchOutcome:
     searcher = Guarded(made, searcher_class.origin)
     budget = SearchBudget(args.max_evaluations, args.time_budget)
     log = None if args.quiet else (lambda line: print(line, flush=True))
-    with TrialsFile(args.trials_file) as record:
+    with TrialsFile(args.trials_file) as record, executor_for(
+            args, plugins, space, evaluator, parse_options(args.evaluator_option)) as executor:
         try:
-            return run_search(searcher, evaluator, budget, log, concurrency=args.concurrency,
+            return run_search(searcher, evaluator if executor is None else RunsEvaluator(evaluator),
+                              budget, log, concurrency=args.concurrency, executor=executor,
                               on_result=record)
         except ValueError as exc:  # e.g. the budget ended before the first evaluation finished
             raise ConfigError(f"search {args.searcher!r} on {args.space!r}: {exc}") from None
@@ -258,7 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         chosen = apply_protocol(args)
-        outcome = run(args)
+        outcome = check_outcome(run(args))
         print_final(outcome)
         if chosen is not None:
             print_reports(chosen, args.dataset, outcome)

@@ -77,6 +77,8 @@ def search_points(trials_file: str | os.PathLike[str], dataset: str) -> list[Cel
         if arch_to_index(arch) < 0:
             raise DataError(f"{where}: {arch!r} is not a NAS-Bench-201 arch string")
         info: dict[str, Any] = row.get("info") or {}
+        if "failed" in info:
+            continue  # a failed trial's value is the search's stand-in, not an accuracy
         accuracy = info["mean_valid_accuracy"] if "mean_valid_accuracy" in info else row["value"]
         seen.setdefault(arch, []).append((float(accuracy), info.get("latency_s")))
     return [_averaged(arch, results, dataset) for arch, results in seen.items()]
