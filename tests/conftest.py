@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,44 @@ class TickCounter:
         with self.changed:
             target = self.count + ticks
             assert self.changed.wait_for(lambda: self.count >= target, timeout=60)
+
+
+# --- a local Ray cluster (tests/test_backends_ray.py, tests/test_search_backends.py) ------------
+
+RAY_START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def ray_address(tmp_path_factory: pytest.TempPathFactory):
+    """One local Ray head for the whole session, shared by every test file that asks for it,
+    in a temporary directory (``RAY_AUTH_MODE=disabled``), stopped at the end of the session.
+    Its workers use this interpreter and import this checkout."""
+    port = free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
+    head = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+         f"--port={port}", f"--temp-dir={tmp_path_factory.mktemp('ray')}", "--num-cpus=2",
+         "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + RAY_START_TIMEOUT_S
+    while not _ray_answers(port):
+        assert head.poll() is None and time.monotonic() < deadline, "ray start failed"
+        time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    head.terminate()
+    head.wait(timeout=60)
+
+
+def _ray_answers(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -3,59 +3,15 @@ Ray costs seconds and ~700 MiB): the records are those of the local backend."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import pytest
 
+from conftest import free_port
 from test_backends import records, toy  # noqa: F401  (toy: the fixture)
 
 try:  # the README's test command installs it: a missing extra FAILS, it is never skipped
     import ray  # noqa: F401
 except ImportError:
     pytest.fail("the ray extra is not installed: pip install -e '.[ray]'", pytrace=False)
-
-START_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def ray_address(tmp_path_factory: pytest.TempPathFactory):
-    """A local Ray head in a temporary directory (``RAY_AUTH_MODE=disabled``), stopped at the
-    end of the session. Its workers use this interpreter and import this checkout."""
-    from conftest import REPO
-
-    port = _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PYTHONPATH": str(REPO)}
-    head = subprocess.Popen(
-        [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-         f"--port={port}", f"--temp-dir={tmp_path_factory.mktemp('ray')}", "--num-cpus=2",
-         "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while not _answers(port):
-        assert head.poll() is None and time.monotonic() < deadline, "ray start failed"
-        time.sleep(0.2)
-    yield f"127.0.0.1:{port}"
-    head.terminate()
-    head.wait(timeout=60)
-
-
-def _answers(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except OSError:
-        return False
-    return True
-
 
 def test_an_experiment_through_ray_gives_the_records_of_the_local_backend(toy, cli, tmp_path,
                                                                           ray_address):
@@ -73,7 +29,7 @@ def test_an_experiment_through_ray_gives_the_records_of_the_local_backend(toy, c
 
 def test_an_unreachable_address_is_refused_before_anything_runs(toy, cli, tmp_path):
     toy()
-    done = cli("--experiment", "exp", "--backend", "ray", "--address", f"127.0.0.1:{_free_port()}")
+    done = cli("--experiment", "exp", "--backend", "ray", "--address", f"127.0.0.1:{free_port()}")
     assert done.returncode == 3, done.stderr
     assert "no Ray cluster answers there" in done.stderr and "ray start --head" in done.stderr
     assert not (tmp_path / "events.log").exists()

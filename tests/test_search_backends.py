@@ -22,7 +22,6 @@ from driver.config import load_config
 from driver.plugins import PluginSet
 from driver.search import Trial
 from driver.search_backend import BackendExecutor, TrialRuns
-from test_backends_ray import ray_address  # noqa: F401  (the fixture: a local Ray head)
 
 CONFIG = str(REPO / "task_config.toml")
 ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # see tests/test_nas201_training.py
