@@ -44,12 +44,12 @@ class Mixture(Plan):
 
     def edge(self, k: int, x: torch.Tensor, ops: nn.ModuleList) -> torch.Tensor | None:
         """``sum_i w[k, i] * op_i(x)`` over the ops other than ``none``."""
-        w = self.weights[k]
+        w = self.weights[k].unbind()  # the edge's weights as scalars, in one call
         total: torch.Tensor | None = None
         for i, op in enumerate(ops):
             if i != NONE:  # in place of a stack and a sum: no 4x-sized temporary
-                term = w[i] * op(x)
-                total = term if total is None else total + term
+                out = op(x)  # then total + w * out in one fused operation (addcmul)
+                total = w[i] * out if total is None else torch.addcmul(total, w[i], out)
         return total
 
 
