@@ -124,3 +124,19 @@ def test_a_bohb_trial_of_the_nominal_fidelity_is_any_budget_of_its_rungs() -> No
     searcher = BOHB(ToySpace(), seed=0)
     trial = searcher.ask()  # before setup: one bracket at full fidelity (no fidelities known)
     assert isinstance(trial, Trial) and trial.fidelity is None
+
+
+def test_the_density_matches_the_product_of_kernels_also_for_a_one_option_decision() -> None:
+    import numpy as np
+
+    from plugins.searchers.kde import _density
+
+    rng = np.random.default_rng(3)
+    sizes = np.array([5, 1, 3])
+    data = np.stack([rng.integers(0, c, size=40) for c in sizes], axis=1)
+    points = np.stack([rng.integers(0, c, size=7) for c in sizes], axis=1)
+    bw = bandwidths(data, sizes, KDESettings(min_bandwidth=0.05))
+    same = points[:, None, :] == data[None, :, :]
+    kernel = np.where(same, 1 - bw, bw / np.maximum(sizes - 1, 1))  # the definition, directly
+    assert np.all(np.isfinite(_density(points, data, bw, sizes)))
+    assert np.allclose(_density(points, data, bw, sizes), kernel.prod(axis=2).mean(axis=1))

@@ -133,6 +133,8 @@ def _density(points: Any, data: Any, bw: Any, sizes: Any) -> Any:
 
     # Each factor is 1 - bw where the option is the same, else bw / (c - 1): the product is
     # prod(other) * exp(sum over same options of log(keep / other)), one matrix product.
-    other = bw / np.maximum(sizes - 1, 1)
+    # A decision with one option (c = 1, bw = 0) has no "other": its factor is 1 everywhere.
+    other = np.where(sizes > 1, bw / np.maximum(sizes - 1, 1), 1.0)
+    keep = np.where(sizes > 1, 1 - bw, 1.0)
     same = (points[:, None, :] == data[None, :, :]).astype(float)
-    return np.prod(other) * np.exp(same @ np.log((1 - bw) / other)).mean(axis=1)
+    return np.prod(other) * np.exp(same @ np.log(keep / other)).mean(axis=1)
