@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from driver.errors import ConfigError
 
 OK, NOISY, UNKNOWN = "ok", "noisy", "unknown"
+COOL_THE_GPU = "cool the GPU (airflow, a lower power limit) and rerun"  # both thermal checks' fix
 GOVERNOR_FIX = "sudo cpupower frequency-set --governor performance"
 TURBO_FIXES = {"intel_pstate": "echo 1 | sudo tee /sys/devices/system/cpu/intel_pstate/no_turbo",
                "": "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost"}
@@ -102,7 +103,7 @@ def gpu_thermal_check(gpu: Mapping[str, Any], when: str) -> Check:
         return Check(name, UNKNOWN, gpu.get("error") or "NVML gives no reasons")
     if hot:
         return Check(name, NOISY, f"{', '.join(hot)}{temperature} {when}",
-                     "cool the GPU (airflow, a lower power limit) and rerun")
+                     COOL_THE_GPU)
     return Check(name, OK, f"none{temperature} {when}")
 
 
@@ -115,7 +116,7 @@ def gpu_thermal_time_check(start: Mapping[str, Any], end: Mapping[str, Any]) -> 
         return Check(name, UNKNOWN, "NVML gives no thermal violation counter")
     if after > before:
         return Check(name, NOISY, f"clocks held down by heat for {(after - before) / 1e9:.3f} s",
-                     "cool the GPU (airflow, a lower power limit) and rerun")
+                     COOL_THE_GPU)
     return Check(name, OK, "none")
 
 

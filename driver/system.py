@@ -37,15 +37,14 @@ class SystemCommand(Command):
 
 def machine_report() -> tuple[dict[str, Any], list[Check]]:
     """The environment block of this machine (every GPU NVML sees) and every check's verdict."""
-    import socket
+    from pathlib import Path
 
-    from driver import __version__
-    from driver.environment import collect, machine_now, system_root
+    from driver.environment import machine_now, system_root
     from driver.noise import machine_checks
+    from driver.results import environment
 
-    root = system_root()
-    now = machine_now(root, visible_gpus())
-    block = {"host": socket.gethostname(), "driver_version": __version__, **collect(root),
+    now = machine_now(system_root(), visible_gpus())
+    block = {**environment(Path.cwd()),  # the block a run records, and what only a run reads:
              "frequency": now["frequency"], "load": now["load"], "gpus": now["gpus"]}
     return block, machine_checks(now)
 

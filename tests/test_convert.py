@@ -251,7 +251,7 @@ def test_main_convert_errors_name_the_file(tmp_path):
 
 
 def test_converted_tasks_load_in_the_driver_and_render_the_old_command(tmp_path):
-    config = pytest.importorskip("driver.config")
+    from driver import config
     out = tmp_path / "task_config.toml"
     out.write_text(convert_cfg(FIXTURE.read_text(encoding="utf-8"), str(FIXTURE))[0], "utf-8")
     loaded = config.load_config(out)

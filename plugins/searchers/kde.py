@@ -66,13 +66,15 @@ def has_model(observations: int, settings: KDESettings, decisions: int) -> bool:
 
 
 def good_and_bad(values: Sequence[float], settings: KDESettings, decisions: int
-                 ) -> tuple[list[int], list[int]] | None:
-    """Indices of the good and bad observations (values maximised, ties in arrival order), or
-    None while there is no model."""
+                 ) -> tuple[Any, Any] | None:
+    """Indices (numpy arrays) of the good and bad observations (values maximised, ties in
+    arrival order), or None while there is no model."""
     if not has_model(len(values), settings, decisions):
         return None
+    import numpy as np
+
     n_good, n_bad = split_sizes(len(values), settings, decisions)
-    order = sorted(range(len(values)), key=values.__getitem__, reverse=True)  # stable
+    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
     return order[:n_good], order[n_good : n_good + n_bad]
 
 
@@ -85,16 +87,15 @@ def propose(
 ) -> list[int] | None:
     """The most promising encoding under the good/bad density ratio, or None when there are too
     few observations for a model. *encodings* are rows of option indices, or all rows in one
-    flat sequence; *rng* is a ``numpy.random.Generator``; *values* are maximised (the same split
-    as :func:`good_and_bad`, by numpy)."""
-    if not has_model(len(values), settings, len(sizes)):
+    flat sequence; *rng* is a ``numpy.random.Generator``; *values* are maximised, split by
+    :func:`good_and_bad`."""
+    split = good_and_bad(values, settings, len(sizes))
+    if split is None:
         return None
     import numpy as np
 
-    n_good, n_bad = split_sizes(len(values), settings, len(sizes))
-    order = np.argsort(-np.asarray(values, dtype=float), kind="stable")
     x = np.asarray(encodings, dtype=np.int64).reshape(len(values), len(sizes))  # or flat
-    good, bad = x[order[:n_good]], x[order[n_good : n_good + n_bad]]
+    good, bad = x[split[0]], x[split[1]]
     c = np.asarray(sizes)
     bw_good, bw_bad = bandwidths(good, c, settings), bandwidths(bad, c, settings)
     candidates = _draw_candidates(good, bw_good, c, settings, rng)
