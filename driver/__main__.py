@@ -1,5 +1,5 @@
 """``python -m driver`` is ``bench-driver``."""
 
-from driver.cli import main
+from driver.cli import console
 
-raise SystemExit(main())
+console()

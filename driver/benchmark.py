@@ -13,10 +13,9 @@ import argparse
 import os
 import sys
 import threading
-from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 from driver import results
 from driver.config import TaskSpec
@@ -36,8 +35,7 @@ from driver.scrape import Scraper
 DEFAULT_RUNS_DIR = Path("bench-runs")
 
 
-@dataclass(frozen=True)
-class RunOptions:
+class RunOptions(NamedTuple):
     """Choices from the command line that apply to one run."""
 
     num_gpus: int | None = None  # None: the task's num_gpus
@@ -51,9 +49,14 @@ class RunOptions:
     seed: int = 0
     repetition: int = 0
     strict_system: bool = False  # refuse a noisy machine (driver.noise) instead of warning
-    report: ReportSettings = field(default_factory=ReportSettings)
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    report: ReportSettings = ReportSettings()
+    environ: Mapping[str, str] | None = None  # the variables the run reads; None: os.environ
     on_start: Callable[[], None] | None = None  # called once all is checked, before the command
+
+    @property
+    def variables(self) -> Mapping[str, str]:
+        """The environment variables the run reads (GPUs, workers, noise checks)."""
+        return os.environ if self.environ is None else self.environ
 
     @property
     def cli(self) -> argparse.Namespace:
@@ -61,12 +64,11 @@ class RunOptions:
         return self.report.options
 
 
-@dataclass(frozen=True)
-class GpuPlan:
+class GpuPlan(NamedTuple):
     """The GPUs handed to the command and the environment that says so."""
 
     indices: tuple[int, ...]  # NVML indices (empty when unchecked: --no-gpu-sampling, no NVML)
-    count: int
+    num_gpus: int  # how many GPUs the command gets (the indices may be unchecked)
     env: Mapping[str, str]
     devices: tuple[str, ...] = ()  # the command's CUDA_VISIBLE_DEVICES entries (UUIDs once checked)
 
@@ -85,7 +87,7 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
         return GpuPlan((), 0, {"CUDA_VISIBLE_DEVICES": ""})
     from driver.gpus import assign as gpus
 
-    assignment = gpus.assign_gpus(wanted, options.gpus, options.environ)
+    assignment = gpus.assign_gpus(wanted, options.gpus, options.variables)
     return GpuPlan(assignment.indices, assignment.count, gpus.child_environment(assignment),
                    assignment.devices)
 
@@ -119,20 +121,20 @@ def run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins) -> RunR
 def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
                    stop: StopRequests) -> RunRecord:
     gpu_plan = plan_gpus(task, options)
-    machine = RunWatch(gpu_plan.indices, options.strict_system, options.environ)
+    machine = RunWatch(gpu_plan.indices, options.strict_system, options.variables)
     settings = SamplingSettings(options.sample_interval_s, gpu_plan.indices, gpu_plan.devices,
                                 options.cli)
     samplers, refused = _samplers(plugins, settings)
     run_dir = (options.run_dir or new_run_dir(options.runs_dir, task.name)).absolute()
     builtins: dict[str, str | int] = {
-        "python": sys.executable, "num_gpus": gpu_plan.count,
+        "python": sys.executable, "num_gpus": gpu_plan.num_gpus,
         "seed": options.seed, "repetition": options.repetition, "run_dir": str(run_dir)}
     command = task.render_command(builtins)
     task_env = {**task.env, **gpu_plan.env}
     base = RunRecord(task=task.name, command=command, status=results.RUNNING, exit_code=None,
                      started_at=utc_now(), ended_at="", duration_s=0.0,
                      run_dir=str(run_dir), params={**task.params, **builtins},
-                     num_gpus=gpu_plan.count, gpus=gpu_plan.indices, task_env=task_env,
+                     num_gpus=gpu_plan.num_gpus, gpus=gpu_plan.indices, task_env=task_env,
                      plugin_errors=tuple(refused))
     if options.on_start is not None:
         options.on_start()
@@ -149,11 +151,11 @@ def _run_benchmark(task: TaskSpec, options: RunOptions, plugins: Plugins,
     try:
         outcome = run_command(request, scraper, samplers, stop=stop)
     except BaseException as exc:  # a driver bug or a resource error: the tree is already ended
-        _save(replace(base, status=results.FAILED, ended_at=utc_now(), errors=(
+        _save(base._replace(status=results.FAILED, ended_at=utc_now(), errors=(
             f"bench-driver failed during the run: {type(exc).__name__}: {exc}",)), run_dir)
         raise
     metrics = reduce_metrics(task.metrics, scraper.close(), plugins,
-                             ReduceContext(workers_for(task, options.environ)))
+                             ReduceContext(workers_for(task, options.variables)))
     record = _save(_finish(base, outcome, metrics, samplers, request,
                            machine.finish(environment.result())), run_dir)
     failures = publish(plugins, "report", record, options.report)
@@ -168,7 +170,7 @@ def _late_signal(record: RunRecord, late: str | None) -> RunRecord:
     exit code still says the user asked to stop (and a set stops after this run)."""
     if late is None:
         return record
-    return replace(record, signal=late, errors=record.errors + (
+    return record._replace(signal=late, errors=record.errors + (
         f"{late} arrived after the command had ended, while the results were written: they "
         f"are complete",))
 
@@ -186,7 +188,7 @@ def _save(record: RunRecord, run_dir: Path) -> RunRecord:
 def _with_errors(record: RunRecord, failures: Sequence[BenchDriverError]) -> RunRecord:
     plugin = tuple(str(e) for e in failures if isinstance(e, PluginError))
     storage = tuple(str(e) for e in failures if not isinstance(e, PluginError))
-    return replace(record, plugin_errors=record.plugin_errors + plugin,
+    return record._replace(plugin_errors=record.plugin_errors + plugin,
                    storage_errors=record.storage_errors + storage)
 
 
@@ -289,8 +291,8 @@ def _finish(
         errors.append(f"the console could not keep up: {outcome.console_skipped_bytes} bytes of "
                       f"output were not echoed (output.log has every byte)")
     storage = base.storage_errors + outcome.storage_errors
-    return replace(
-        base, status=status, exit_code=outcome.exit_code, ended_at=outcome.ended_at,
+    return base._replace(
+        status=status, exit_code=outcome.exit_code, ended_at=outcome.ended_at,
         started_at=outcome.started_at, duration_s=outcome.duration_s, metrics=tuple(metrics),
         memory=memory, resource_metrics=resource, errors=tuple(errors),
         signal=outcome.interrupted_by, environment=environment,

@@ -27,7 +27,6 @@ if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
 import argparse  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable, Sequence  # noqa: E402
 
@@ -48,13 +47,14 @@ CONFIG_COMMANDS = ("run", "list", "check", "plugins")
 OLD_PARAMETER_FLAGS = ("epochs", "kvstore", "dtype")
 
 
-@dataclass
 class Session:
     """What a command works with: its arguments, the plugins and the config (when it reads one)."""
 
-    args: argparse.Namespace
-    plugins: Plugins
-    config: TaskConfig | None = None
+    def __init__(self, args: argparse.Namespace, plugins: Plugins,
+                 config: TaskConfig | None = None) -> None:
+        self.args = args
+        self.plugins = plugins
+        self.config = config
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +75,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _flush_stdout(code)
 
 
+def console() -> None:
+    """The ``bench-driver`` console script: :func:`main`, then the exit.
+
+    When nothing waits for the interpreter's teardown (no ``atexit`` callback, no other thread),
+    the process ends at once after flushing its standard streams: tearing down every module
+    costs a run ~25M instructions (~8% of its start-up). Every file the driver writes is
+    complete by then (atomic writes); a plugin that needs work done at exit registers it with
+    :mod:`atexit`, and the exit is then the normal one."""
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # a reader that went away: the code says what the driver did
+    if _nothing_waits_for_teardown():
+        os._exit(code)
+    sys.exit(code)
+
+
+def _nothing_waits_for_teardown() -> bool:
+    import atexit
+    import threading
+
+    registered = getattr(atexit, "_ncallbacks", None)  # CPython's; elsewhere, exit normally
+    return registered is not None and registered() == 0 and threading.active_count() == 1
+
+
 def _main(args_list: list[str]) -> int:
     if args_list == ["--version"]:  # needs no plugins
         print(f"bench-driver {__version__}")
@@ -86,7 +113,8 @@ def _main(args_list: list[str]) -> int:
         args_list.insert(0, "run")
     if args_list[0] == "experiment" and len(args_list) > 1 and not args_list[1].startswith("-"):
         args_list[:1] = ["run", "--experiment"]  # `experiment NAME ...` is `run --experiment NAME`
-    args = build_parser(plugins).parse_args(args_list)
+    named = args_list[0] if args_list[0] in names else None  # else -h or --help: all of them
+    args = build_parser(plugins, named).parse_args(args_list)
     if args.command is None:
         build_parser(plugins).print_help()
         return ExitCode.USAGE
@@ -99,8 +127,8 @@ def _main(args_list: list[str]) -> int:
         assert session.config is not None
         extra = option_arguments(session.config, args.experiment, args)
         if extra:
-            args = session.args = build_parser(plugins).parse_args(args_list[:1] + extra +
-                                                                   args_list[1:])
+            rerun = args_list[:1] + extra + args_list[1:]
+            args = session.args = build_parser(plugins, "run").parse_args(rerun)
     plugins.call_hook("bench_driver_configure", options=args, config=session.config)
     return int(args.handler(session))
 
@@ -115,9 +143,43 @@ def _flush_stdout(code: int) -> int:
     return code
 
 
+class Formatter(argparse.HelpFormatter):
+    """argparse's help formatter, told the terminal's width: left to itself it imports shutil
+    for it (even to add an argument), and shutil's imports (bz2, lzma) cost every start-up ~7M
+    instructions."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        width = _terminal_columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser with :class:`Formatter`; its subcommands' parsers are Parsers too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", Formatter)
+        super().__init__(*args, **kwargs)
+
+
+def _terminal_columns() -> int:
+    """What ``shutil.get_terminal_size().columns`` says: $COLUMNS, else the terminal's, else 80."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stream = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stream.fileno()).columns if stream else 0
+        except (ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 def _preparse(args_list: Sequence[str]) -> argparse.Namespace:
     """The options that decide which plugins load, wherever they stand in the arguments."""
-    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    early = Parser(add_help=False, allow_abbrev=False)
     _add_plugin_options(early)
     known, _ = early.parse_known_args([a for a in args_list if a not in ("-h", "--help")])
     return known
@@ -142,31 +204,53 @@ def _load_config(path: Path, plugins: Plugins) -> TaskConfig:
     return load_config(path, plugins.registry("config_tables"))
 
 
-def build_parser(plugins: Plugins) -> argparse.ArgumentParser:
-    """The parser with every built-in and plugin command, and the plugins' options."""
-    parser = argparse.ArgumentParser(
+def build_parser(plugins: Plugins, command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every built-in and plugin command (for the help), or with *command*
+    alone, the one the arguments name: building every command's parser and arguments costs
+    each start ~15M instructions (argparse looks up its translations for every parser), and
+    argparse parses that one command's arguments only."""
+    parser = Parser(
         prog="bench-driver",
         description="Run a benchmark task from task_config.toml, scrape its log, measure its "
         "memory and write a JSON result.", epilog=help_epilog())
     parser.add_argument("--version", action="version", version=f"bench-driver {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    built = {
-        "run": _run_parser(sub),
-        "list": _config_command(sub, "list", "list the tasks and experiments in the config",
-                                _list),
-        "check": _check_parser(sub),
-        "plugins": _config_command(sub, "plugins", "list plugins and what they register",
-                                   _plugins),
-        "convert-cfg": _convert_parser(sub),
-        "compare": _compare_parser(sub),
-    }
-    _system_parser(sub)
-    _experiment_alias(sub)
-    for command, command_parser in built.items():
-        _add_plugin_arguments(plugins, command, command_parser)
+    for name, (help_text, description, add_arguments) in _built_in_commands().items():
+        if command in (None, name):
+            chosen = sub.add_parser(name, help=help_text, description=description or help_text)
+            add_arguments(chosen)
+            if name in OPTION_COMMANDS:
+                _add_plugin_arguments(plugins, name, chosen)
     for name, guarded in plugins.items("commands"):
-        _plugin_command(sub, plugins, name, guarded)
+        _plugin_command(sub, plugins, name, guarded, command in (None, name))
     return parser
+
+
+#: ``name -> (help line, description or None, add its arguments to a parser)``.
+Builder = Callable[[argparse.ArgumentParser], None]
+
+
+def _built_in_commands() -> dict[str, tuple[str, str | None, Builder]]:
+    from driver.system import SystemCommand
+
+    return {
+        "run": ("run a task (the default command)", None, _run_arguments),
+        "list": ("list the tasks and experiments in the config", None,
+                 lambda parser: _config_arguments(parser, _list)),
+        "check": ("validate every task and experiment (or --task-name) without running "
+                  "anything", None, _check_arguments),
+        "plugins": ("list plugins and what they register", None,
+                    lambda parser: _config_arguments(parser, _plugins)),
+        "convert-cfg": ("convert an old INI task config to TOML", None, _convert_arguments),
+        "experiment": ("run or resume [experiments.NAME] (the same as run --experiment NAME; it "
+                       "takes every option of run)", None, _experiment_arguments),
+        "compare": ("compare two results; exit 8 on a regression",
+                    "Compare BASELINE and NEW: flat result files, run records, summary.json of "
+                    "repeated runs, or directories holding one (experiment directories too).",
+                    _compare_arguments),
+        "system": (SystemCommand.help, None, lambda parser: _command_arguments(SystemCommand(),
+                                                                               parser)),
+    }
 
 
 def _add_plugin_arguments(plugins: Plugins, command: str,
@@ -180,22 +264,21 @@ def _add_plugin_arguments(plugins: Plugins, command: str,
                           f"disable one of the plugins with -p no:NAME") from exc
 
 
-def _plugin_command(sub: Any, plugins: Plugins, name: str, command: Any) -> None:
+def _plugin_command(sub: Any, plugins: Plugins, name: str, command: Any,
+                    chosen: bool) -> None:
     from driver.errors import PluginError
 
     if name in BUILTIN_COMMANDS:
         raise PluginError(f"{plugins.origin('commands', name)}: {name!r} is a built-in command")
-    help_text = str(command.help or "")
-    parser = sub.add_parser(name, help=help_text, description=command.description or help_text)
-    command.add_arguments(parser)
-    parser.set_defaults(handler=lambda session: command.run(session.args, session.plugins))
+    if chosen:
+        help_text = str(command.help or "")
+        parser = sub.add_parser(name, help=help_text,
+                                description=command.description or help_text)
+        _command_arguments(command, parser)
 
 
-def _system_parser(sub: Any) -> None:
-    from driver.system import SystemCommand
-
-    command = SystemCommand()
-    parser = sub.add_parser("system", help=command.help, description=command.help)
+def _command_arguments(command: Any, parser: argparse.ArgumentParser) -> None:
+    """A :class:`driver.commands.Command`'s arguments and handler."""
     command.add_arguments(parser)
     parser.set_defaults(handler=lambda session: command.run(session.args, session.plugins))
 
@@ -210,16 +293,14 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trace-hooks", action="store_true", help="print every hook call")
 
 
-def _config_command(sub: Any, name: str, help_text: str,
-                    handler: Callable[[Session], int]) -> argparse.ArgumentParser:
-    parser = sub.add_parser(name, help=help_text)
+def _config_arguments(parser: argparse.ArgumentParser,
+                      handler: Callable[[Session], int]) -> None:
     _add_plugin_options(parser)
     parser.set_defaults(handler=handler)
-    return parser
 
 
-def _run_parser(sub: Any) -> argparse.ArgumentParser:
-    run = _config_command(sub, "run", "run a task (the default command)", _run)
+def _run_arguments(run: argparse.ArgumentParser) -> None:
+    _config_arguments(run, _run)
     target = run.add_mutually_exclusive_group(required=True)
     target.add_argument("--task-name", help="the [tasks.NAME] to run")
     target.add_argument("--experiment", metavar="NAME",
@@ -242,7 +323,6 @@ def _run_parser(sub: Any) -> argparse.ArgumentParser:
     run.add_argument("--strict-system", action="store_true",
                      help="refuse to start on a noisy machine (see `bench-driver system`; exit 3)")
     _add_repeat_options(run)
-    return run
 
 
 def _add_repeat_options(run: argparse.ArgumentParser) -> None:
@@ -269,33 +349,23 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
                      "plugin's backend (docs/backends.md)")
 
 
-def _check_parser(sub: Any) -> argparse.ArgumentParser:
-    check = _config_command(sub, "check", "validate every task and experiment (or "
-                            "--task-name) without running anything", _check)
+def _check_arguments(check: argparse.ArgumentParser) -> None:
+    _config_arguments(check, _check)
     check.add_argument("--task-name", action="append", help="only these tasks")
-    return check
 
 
-def _convert_parser(sub: Any) -> argparse.ArgumentParser:
-    convert = sub.add_parser("convert-cfg", help="convert an old INI task config to TOML")
+def _convert_arguments(convert: argparse.ArgumentParser) -> None:
     convert.add_argument("old_config", help="the old task_config.cfg")
     convert.add_argument("-o", "--output", help="write here (default: standard output)")
     convert.set_defaults(handler=_convert)
-    return convert
 
 
-def _experiment_alias(sub: Any) -> None:
-    alias = sub.add_parser("experiment", help="run or resume [experiments.NAME] (the same as "
-                           "run --experiment NAME; it takes every option of run)")
+def _experiment_arguments(alias: argparse.ArgumentParser) -> None:
     alias.add_argument("name", metavar="NAME")
     alias.set_defaults(handler=_run)
 
 
-def _compare_parser(sub: Any) -> argparse.ArgumentParser:
-    compare = sub.add_parser(
-        "compare", help="compare two results; exit 8 on a regression",
-        description="Compare BASELINE and NEW: flat result files, run records, summary.json of "
-        "repeated runs, or directories holding one (experiment directories too).")
+def _compare_arguments(compare: argparse.ArgumentParser) -> None:
     compare.add_argument("baseline", type=Path, metavar="BASELINE")
     compare.add_argument("new", type=Path, metavar="NEW")
     compare.add_argument("--threshold", action="append", default=[], metavar="[METRIC=]LIMIT",
@@ -313,7 +383,6 @@ def _compare_parser(sub: Any) -> argparse.ArgumentParser:
     compare.add_argument("--alpha", type=float, default=0.05,
                          help="significance level (default 0.05)")
     compare.set_defaults(handler=_compare)
-    return compare
 
 
 # --- the commands -------------------------------------------------------------------------------

@@ -31,8 +31,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 from driver.errors import ConfigError
 
@@ -55,8 +54,7 @@ _UNSAFE = ("after {snippet!r}, {what}; the driver cannot prove a value placed af
            "takes the value as an argument")
 
 
-@dataclass(frozen=True)
-class Placeholder:
+class Placeholder(NamedTuple):
     """A ``{name}`` in a command and its quoting context (WORD, UNQUOTED, SINGLE or DOUBLE)."""
 
     name: str

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import math
 import re
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping, NamedTuple, Sequence
 
 from driver.checks import (
     environment, existing_directory, expect, expect_str_list, no_nul, positive_finite, safe_name,
@@ -35,11 +33,7 @@ from driver.checks import (
 )
 from driver.command import Placeholder, parse_template, render
 from driver.errors import ConfigError, did_you_mean
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from driver.tomlcache import loads as toml_loads
 
 DEFAULT_CONFIG = "task_config.toml"
 TOP_LEVEL_KEYS = ("defaults", "tasks", "experiments", "plugin_dirs")
@@ -54,8 +48,7 @@ _METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 ParamValue = str | int | float | bool
 
 
-@dataclass(frozen=True)
-class MetricSpec:
+class MetricSpec(NamedTuple):
     """One metric: the pattern whose single group (or group ``value``) feeds it, and its reduction."""
 
     name: str
@@ -70,20 +63,19 @@ class MetricSpec:
         return re.compile(self.pattern.encode("utf-8"), re.MULTILINE)
 
 
-@dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(NamedTuple):
     """A validated task, ready to run. ``command`` is a template; see :meth:`render_command`."""
 
     name: str
     command: str
     metrics: tuple[MetricSpec, ...]
     num_gpus: int = 0
-    params: Mapping[str, ParamValue] = field(default_factory=dict)
+    params: Mapping[str, ParamValue] = {}
     timeout_s: float | None = None
     workers: int | None = None
     framework: str | None = None
     cwd: Path = Path(".")
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = {}
     description: str = ""
     source: str = DEFAULT_CONFIG
 
@@ -94,8 +86,7 @@ class TaskSpec:
         return render(parse_template(self.command, where), values, where)
 
 
-@dataclass(frozen=True)
-class TaskConfig:
+class TaskConfig(NamedTuple):
     """A parsed task_config.toml: raw task tables, resolved lazily into TaskSpecs, and the raw
     top-level tables plugins claimed (``bench_driver_register_config_tables``), for them to check."""
 
@@ -104,7 +95,7 @@ class TaskConfig:
     tasks: Mapping[str, Mapping[str, Any]]
     experiments: Mapping[str, Any]
     plugin_dirs: tuple[Path, ...]
-    tables: Mapping[str, Any] = field(default_factory=dict)
+    tables: Mapping[str, Any] = {}
 
     def task(
         self,
@@ -174,8 +165,8 @@ def plugin_dirs_of(path: str | Path) -> list[Path]:
     """The ``plugin_dirs`` of the config at *path*, read leniently before plugins load (a config
     that cannot be read gives none here; the command that needs it reports why)."""
     try:
-        with open(path, "rb") as f:
-            dirs = tomllib.load(f).get("plugin_dirs", [])
+        path = Path(path)
+        dirs = toml_loads(path.read_bytes(), path).get("plugin_dirs", [])
     except (OSError, ValueError, RecursionError):
         return []
     if not isinstance(dirs, list) or not all(isinstance(d, str) for d in dirs):
@@ -205,7 +196,7 @@ def param_text(value: ParamValue) -> str:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_bytes().decode("utf-8"))
+        return toml_loads(path.read_bytes(), path)
     except FileNotFoundError:
         raise ConfigError(
             f"{path}: no such task config; pass --config PATH or run where task_config.toml is"
@@ -220,7 +211,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         column = exc.start - exc.object.rfind(b"\n", 0, exc.start)
         raise ConfigError(f"{path}: not UTF-8 text (line {line}, column {column}: byte "
                           f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # tomllib's TOMLDecodeError (after UnicodeDecodeError, also one)
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except RecursionError:
         raise ConfigError(f"{path}: invalid TOML: arrays or tables nested too deeply") from None

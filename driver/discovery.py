@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NamedTuple
 
 from driver.errors import PluginError
 
@@ -18,8 +17,7 @@ ENTRY_POINT_GROUP = "bench_driver"
 PLUGIN_DIRS_ENV = "BENCH_DRIVER_PLUGINS_DIRS"
 
 
-@dataclass(frozen=True)
-class Found:
+class Found(NamedTuple):
     """A plugin that can be loaded: its name, where it comes from, and its loader."""
 
     name: str

@@ -254,6 +254,10 @@ def kernel_block(root: Path = ROOT) -> dict[str, Any]:
             "boot_time": btime}
 
 
+#: ``platform.python_implementation()``'s names for ``sys.implementation.name``.
+IMPLEMENTATIONS = {"cpython": "CPython", "pypy": "PyPy", "ironpython": "IronPython",
+                   "jython": "Jython"}
+
 #: Distributions whose version answers "which CUDA, cuDNN, NCCL" for a pip-installed torch.
 CUDA_RUNTIME = tuple(f"nvidia-cuda-runtime-cu{v}" for v in (13, 12, 11))
 CUDNN = tuple(f"nvidia-cudnn-cu{v}" for v in (13, 12, 11))
@@ -289,15 +293,14 @@ def _dist_infos(directory: str) -> list[tuple[str, str]]:
 def software_block() -> dict[str, Any]:
     """Python, and torch/CUDA/cuDNN/NCCL from the installed distributions (torch is never
     imported). CUDA is the runtime distribution's version, else torch's own ``+cuXYZ`` tag."""
-    import platform  # ~2.5 ms: only in the background thread, never on the run's path
-
     torch = distribution_version(["torch"])
     cuda = distribution_version(CUDA_RUNTIME)
     if cuda is None and torch and "+cu" in torch:
         tag = torch.split("+cu", 1)[1]
         cuda = f"{tag[:-1]}.{tag[-1]}" if tag.isdigit() and len(tag) > 1 else None
     return {"python": sys.version.split()[0],
-            "python_implementation": platform.python_implementation(),
+            "python_implementation": IMPLEMENTATIONS.get(sys.implementation.name,
+                                                         sys.implementation.name),
             "python_executable": sys.executable, "torch": torch, "cuda": cuda,
             "cudnn": distribution_version(CUDNN), "nccl": distribution_version(NCCL)}
 
@@ -325,13 +328,18 @@ def machine_now(root: Path, gpus: Sequence[int] = ()) -> dict[str, Any]:
             "gpus": gpu_states(gpus) if gpus else []}
 
 
+def platform_name() -> str:
+    """``Linux-6.1.0-amd64-x86_64``: what ``platform.system()-release()-machine()`` gives, from
+    ``os.uname()`` (the platform module costs ~10M instructions of imports and regexes)."""
+    name = os.uname()
+    return f"{name.sysname}-{name.release}-{name.machine}"
+
+
 def collect(root: Path = ROOT) -> dict[str, Any]:
     """The block's fields that do not change during a run (read while the task runs)."""
-    import platform
-
     return {
         "environment_version": ENVIRONMENT_VERSION,
-        "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
+        "platform": platform_name(),
         "cpu": {**cpu_block(root), "usable_cores": usable_cores() if root == ROOT else None},
         "memory": memory_block(root),
         "kernel": kernel_block(root),

@@ -11,8 +11,7 @@ through the guard too: consumers never call plugin code directly.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from driver.errors import BenchDriverError, PluginError
 
@@ -20,8 +19,7 @@ from driver.errors import BenchDriverError, PluginError
 Check = Callable[[Any], "str | None"]
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a piece of plugin code comes from, for error messages."""
 
     plugin: str

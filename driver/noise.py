@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 from driver.errors import ConfigError
 
@@ -26,8 +25,7 @@ TURBO_FIXES = {"intel_pstate": "echo 1 | sudo tee /sys/devices/system/cpu/intel_
                "": "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost"}
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One noise check's verdict on the machine, what it saw, and how to fix it."""
 
     name: str

@@ -9,14 +9,12 @@ anchored with a leading ``^``, and whether it looks past its own line (lookbehin
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MIN_LITERAL = 3  # shorter literals are not worth a pre-search
 
 
-@dataclass(frozen=True)
-class PatternFacts:
+class PatternFacts(NamedTuple):
     """What one pattern's parse tree says about the text it can match."""
 
     literals: tuple[bytes, ...]  # runs of 3 or more literal bytes that every match contains

@@ -22,10 +22,9 @@ import inspect
 import json
 import os
 import sys
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, NamedTuple
 
 import pluggy
 
@@ -69,8 +68,7 @@ REGISTRIES: dict[str, str] = {
 CALL_HOOKS: tuple[str, ...] = ("bench_driver_addoption", "bench_driver_configure")
 
 
-@dataclass(frozen=True)
-class PluginInfo:
+class PluginInfo(NamedTuple):
     """Where one registered plugin came from, for ``bench-driver plugins``."""
 
     name: str
@@ -78,8 +76,7 @@ class PluginInfo:
     path: str | None
 
 
-@dataclass(frozen=True)
-class PluginSet:
+class PluginSet(NamedTuple):
     """What to load: the driver's choice, handed unchanged to the task's own Python code."""
 
     dirs: tuple[str, ...] = ()  # absolute drop-in folders, in load order
@@ -89,7 +86,7 @@ class PluginSet:
 
     def to_env(self) -> str:
         """The value of ``BENCH_DRIVER_PLUGIN_SET`` for the task's environment."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        return json.dumps(self._asdict(), separators=(",", ":"))
 
     @classmethod
     def from_env(cls, text: str) -> PluginSet:
@@ -123,15 +120,16 @@ class _Manager(pluggy.PluginManager):
         return opts
 
 
-@dataclass
 class Plugins:
     """The loaded plugins and the named registries built from them."""
 
-    manager: pluggy.PluginManager
-    infos: dict[str, PluginInfo] = field(default_factory=dict)
-    plugin_set: PluginSet = field(default_factory=PluginSet)
-    trace: bool = False  # print every hook call on stderr (--trace-hooks)
-    _registries: dict[str, dict[str, tuple[Any, str]]] = field(default_factory=dict)
+    def __init__(self, manager: pluggy.PluginManager, plugin_set: PluginSet = PluginSet(),
+                 trace: bool = False) -> None:
+        self.manager = manager
+        self.infos: dict[str, PluginInfo] = {}
+        self.plugin_set = plugin_set
+        self.trace = trace  # print every hook call on stderr (--trace-hooks)
+        self._registries: dict[str, dict[str, tuple[Any, str]]] = {}
 
     def registry(self, kind: str) -> dict[str, Any]:
         """``{name: object}`` contributed by every plugin for *kind* (see :data:`REGISTRIES`):

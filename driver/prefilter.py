@@ -25,8 +25,7 @@ import functools
 import importlib.util
 import mmap
 import os
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from driver.errors import ConfigError
 
@@ -39,8 +38,7 @@ HYPERSCAN_AFTER_BYTES = 4 << 20
 Buffer = bytes | mmap.mmap
 
 
-@dataclass(frozen=True)
-class Hits:
+class Hits(NamedTuple):
     """Offsets of one literal in a block, in order; ``complete`` is False when the search
     stopped after CAP + 1 of them (more may follow)."""
 

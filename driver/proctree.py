@@ -20,7 +20,6 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
 from driver import errors
@@ -133,8 +132,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-@dataclass(frozen=True)
-class ProcessMemory:
+class ProcessMemory(NamedTuple):
     """One process's resident memory now and its high-water mark, in KiB (0 for a zombie)."""
 
     rss_kib: int

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
 
 from driver.config import MetricSpec, TaskSpec
 from driver.errors import PluginError
@@ -26,8 +25,7 @@ WORKERS_ENV = "DEEPLEARNING_WORKERS_COUNT"
 OVERFLOW = "overflow: the result is too large for a float"
 
 
-@dataclass(frozen=True)
-class ReduceContext:
+class ReduceContext(NamedTuple):
     """What a compute method may need besides the values."""
 
     workers: int = 1
@@ -37,8 +35,7 @@ class ReduceContext:
 ComputeMethod = Callable[[Sequence[float], ReduceContext], float]
 
 
-@dataclass(frozen=True)
-class MetricResult:
+class MetricResult(NamedTuple):
     """One metric of a run: its value (None if missing), how it was obtained, and why it is
     missing when it is (``error``: None when it simply never matched)."""
 

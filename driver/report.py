@@ -9,8 +9,7 @@ failing reporter never stops the others: :func:`publish` collects their errors.
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, TextIO
 
 from driver.errors import BenchDriverError, PluginError
 
@@ -25,11 +24,10 @@ if TYPE_CHECKING:
 STAT_COLUMNS: tuple[str, ...] = ("n", "median", "mean", "std", "min", "max")
 
 
-@dataclass(frozen=True)
-class ReportSettings:
+class ReportSettings(NamedTuple):
     """What reporters are told besides the result."""
 
-    options: argparse.Namespace = field(default_factory=argparse.Namespace)  # the command line
+    options: argparse.Namespace = argparse.Namespace()  # the command line
     framework: str | None = None  # the task's ``framework`` key (--framework overrides it)
     stream: TextIO | None = None  # where console reporters write (stderr by default)
     in_set: bool = False  # the run is one of a set: per-run files go into its run directory

@@ -23,9 +23,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Literal, Mapping, NamedTuple, Protocol
 
 from driver import __version__
 from driver.errors import ConfigError, ExitCode, StorageError, exit_code_for_signal
@@ -49,8 +48,7 @@ FINISHED: tuple[Status, ...] = (OK, FAILED, MISSING_METRICS, TIMEOUT)
 MEASURED: tuple[Status, ...] = (OK, MISSING_METRICS)
 
 
-@dataclass(frozen=True)
-class RunRecord:
+class RunRecord(NamedTuple):
     """Everything known about one run of one task."""
 
     task: str
@@ -62,15 +60,15 @@ class RunRecord:
     duration_s: float
     run_dir: str
     metrics: tuple[MetricResult, ...] = ()
-    memory: Mapping[str, Any] = field(default_factory=dict)
-    resource_metrics: Mapping[str, float] = field(default_factory=dict)
+    memory: Mapping[str, Any] = {}
+    resource_metrics: Mapping[str, float] = {}
     errors: tuple[str, ...] = ()
-    params: Mapping[str, Any] = field(default_factory=dict)
+    params: Mapping[str, Any] = {}
     num_gpus: int = 0
     gpus: tuple[int, ...] = ()
     signal: str | None = None
-    environment: Mapping[str, Any] = field(default_factory=dict)
-    task_env: Mapping[str, str] = field(default_factory=dict)
+    environment: Mapping[str, Any] = {}
+    task_env: Mapping[str, str] = {}
     plugin_errors: tuple[str, ...] = ()
     storage_errors: tuple[str, ...] = ()
 
@@ -105,8 +103,8 @@ class RunRecord:
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a JSON-ready document (schema header first)."""
-        body = asdict(self)
-        body["metrics"] = {m.name: {k: v for k, v in asdict(m).items() if k != "name"}
+        body = self._asdict()
+        body["metrics"] = {m.name: {k: v for k, v in m._asdict().items() if k != "name"}
                            for m in self.metrics}
         body["missing_metrics"] = self.missing
         return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **_finite(body)}
@@ -114,9 +112,9 @@ class RunRecord:
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> RunRecord:
         """The record of a loaded document (version 1 or 2)."""
-        known = {f.name for f in fields(cls)}
+        known = set(cls._fields)
         body = {k: v for k, v in document.items() if k in known}
-        metric_keys = {f.name for f in fields(MetricResult)}
+        metric_keys = set(MetricResult._fields)
         body["metrics"] = tuple(_metric(name, m, metric_keys)
                                 for name, m in document.get("metrics", {}).items())
         for key in ("errors", "gpus", "plugin_errors", "storage_errors"):
@@ -129,7 +127,7 @@ class RunRecord:
 
     def with_storage_error(self, error: StorageError) -> RunRecord:
         """The record noting a file it could not write."""
-        return replace(self, storage_errors=self.storage_errors + (str(error),))
+        return self._replace(storage_errors=self.storage_errors + (str(error),))
 
 
 class Ended(Protocol):

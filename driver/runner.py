@@ -26,10 +26,9 @@ import subprocess
 import threading
 import time
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 from driver import proctree
 from driver.errors import ConfigError
@@ -49,14 +48,13 @@ STOPPING_STALL_S = 0.25  # ... in which a scraper is stuck after this much CPU t
 ECHO_GIVE_UP_S = 0.25  # a console still stuck this long after its catch-up time is left behind
 
 
-@dataclass(frozen=True)
-class RunRequest:
+class RunRequest(NamedTuple):
     """One command to run and where its output goes."""
 
     command: str
     cwd: Path
     log_path: Path
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = {}
     timeout_s: float | None = None
     kill_grace_s: float = DEFAULT_KILL_GRACE_S
     echo: str = ECHO_PLAIN
@@ -64,8 +62,7 @@ class RunRequest:
     sample_interval_s: float = 0.1
 
 
-@dataclass(frozen=True)
-class RunOutcome:
+class RunOutcome(NamedTuple):
     """How the command ended, and the kernel's accounting of its tree."""
 
     exit_code: int | None  # negative: killed by that signal number; None: never started

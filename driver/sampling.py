@@ -17,9 +17,8 @@ import math
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, Sequence
+from typing import IO, Any, Callable, Mapping, NamedTuple, Sequence
 
 from driver import proctree
 
@@ -27,8 +26,7 @@ DEFAULT_INTERVAL_S = 0.1
 LANE_JOIN_TIMEOUT_S = 10.0  # how long the end of a run waits for a sampler stuck in a driver call
 
 
-@dataclass(frozen=True)
-class SamplingSettings:
+class SamplingSettings(NamedTuple):
     """What samplers are told about a run before it starts."""
 
     interval_s: float = DEFAULT_INTERVAL_S
@@ -36,15 +34,14 @@ class SamplingSettings:
     # The entries of the command's CUDA_VISIBLE_DEVICES: GPU (or MIG) UUIDs once checked against
     # NVML, the user's own entries when they could not be checked; () for a CPU run.
     gpu_devices: tuple[str, ...] = ()
-    options: argparse.Namespace = field(default_factory=argparse.Namespace)  # the command line
+    options: argparse.Namespace = argparse.Namespace()  # the command line
 
     def option(self, name: str, default: Any = None) -> Any:
         """The value of a command-line option (*default* when the command has no such option)."""
         return getattr(self.options, name, default)
 
 
-@dataclass(frozen=True)
-class RunExit:
+class RunExit(NamedTuple):
     """Kernel accounting of the finished tree, from ``wait4`` on every process the driver reaped.
 
     ``spawn_floor_kib`` is the driver's own peak RSS when it started the command: a child's
@@ -56,12 +53,11 @@ class RunExit:
     spawn_floor_kib: int = 0
 
 
-@dataclass(frozen=True)
-class SamplerSummary:
+class SamplerSummary(NamedTuple):
     """A sampler's findings: flat metrics (``{name: float}``), record details, and errors."""
 
-    metrics: Mapping[str, float] = field(default_factory=dict)
-    details: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = {}
+    details: Mapping[str, Any] = {}
     errors: Sequence[str] = ()
 
 

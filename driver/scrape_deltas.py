@@ -3,13 +3,12 @@
 The scraper's process (driver.scrape_process) sends the driver, after each block of the log, only
 what that block added to each metric's :class:`~driver.scrape.MetricMatches`: the new items of
 every list field and the increase of every counter (any other field, whole, when it changed).
-The driver adds them to its own copy with :func:`merge`. Generic over the dataclass's fields, so
-a field added to MetricMatches travels too.
+The driver adds them to its own copy with :func:`merge`. Generic over the instance's attributes
+(``vars()``), so a field added to MetricMatches travels too.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 from driver.scrape import MetricMatches
@@ -45,21 +44,20 @@ class Deltas:
     @staticmethod
     def _changes(matches: MetricMatches, sent: dict[str, Any]) -> dict[str, Any]:
         delta: dict[str, Any] = {}
-        for f in dataclasses.fields(matches):
-            value = getattr(matches, f.name)
+        for name, value in vars(matches).items():
             if isinstance(value, list):
-                new = value[sent.get(f.name, 0):]
-                if f.name in GROWING_LISTS:
+                new = value[sent.get(name, 0):]
+                if name in GROWING_LISTS:
                     value.clear()
-                sent[f.name] = len(value)
+                sent[name] = len(value)
                 if new:
-                    delta[f.name] = new
+                    delta[name] = new
             elif _is_counter(value):
-                if value != sent.get(f.name, 0):
-                    delta[f.name] = value - sent.get(f.name, 0)
-                    sent[f.name] = value
-            elif f.name not in sent or value != sent[f.name]:
-                delta[f.name] = sent[f.name] = value
+                if value != sent.get(name, 0):
+                    delta[name] = value - sent.get(name, 0)
+                    sent[name] = value
+            elif name not in sent or value != sent[name]:
+                delta[name] = sent[name] = value
         return delta
 
 

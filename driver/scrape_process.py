@@ -33,8 +33,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 from driver import proctree
 from driver.scrape import Scraper
@@ -50,8 +49,7 @@ _CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
 _DRIVER_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@dataclass(frozen=True)
-class ScrapeEnd:
+class ScrapeEnd(NamedTuple):
     """How far the scrape got: the whole log, or up to ``scraped_bytes`` and why it stopped;
     and the lines that were skipped because the patterns stalled on them (their offsets)."""
 
@@ -300,8 +298,6 @@ class ScrapeProcess:
 
 def _spec(scraper: Scraper) -> dict[str, Any]:
     """What a fresh interpreter needs to build the same scraper (and find its class)."""
-    import dataclasses
-
     cls = type(scraper)
     return {"path": list(sys.path), "module": cls.__module__, "class": cls.__qualname__,
-            "metrics": [dataclasses.asdict(m) for m in scraper.metrics]}
+            "metrics": [m._asdict() for m in scraper.metrics]}

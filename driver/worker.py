@@ -18,7 +18,6 @@ import pickle
 import signal
 import sys
 import threading
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -37,7 +36,7 @@ def execute(job: RunJob) -> RunRecord:
     chosen = job.plugin_set
     plugins = load_plugins(plugin_dirs=chosen.dirs, blocked=chosen.blocked,
                            extra_modules=chosen.modules, autoload=chosen.autoload)
-    options = replace(job.options, environ=dict(os.environ))  # this worker's GPUs
+    options = job.options._replace(environ=dict(os.environ))  # this worker's GPUs
     return run_benchmark(job.task, options, plugins)
 
 

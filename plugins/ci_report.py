@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
 
 from driver.hookspecs import hookimpl
 from driver.paths import check_writable
@@ -39,8 +38,7 @@ CSV_COLUMNS = ("experiment", "variant", "task", "metric", "statistic", "value") 
     ("outliers", "missing", "unit", "direction", "runs_ok", "runs")
 
 
-@dataclass(frozen=True)
-class JUnitCase:
+class JUnitCase(NamedTuple):
     """One JUnit testcase: a failure message, a skip message, or neither (passed)."""
 
     name: str

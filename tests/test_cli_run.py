@@ -218,3 +218,36 @@ def test_a_command_that_closes_its_output_early_is_still_timed_and_waited_for(
     run = cli("--task-name", "quiet", "--timeout", "1.5", "--kill-grace", "0.5")
     assert run.returncode == 6, run.stderr  # the timeout still applies after EOF
     assert run.result["quiet.value"] == 7.0
+
+
+EXIT_WORK_PLUGIN = '''
+import atexit, pathlib, threading, time
+
+def bench_driver_configure(options, config):
+    here = pathlib.Path.cwd()
+    atexit.register(lambda: (here / "atexit-ran").write_text("yes"))
+    def late():
+        time.sleep(0.3)
+        (here / "thread-ran").write_text("yes")
+    threading.Thread(target=late).start()  # not a daemon: the exit waits for it
+'''
+
+
+def test_the_quick_exit_still_runs_what_plugins_left_for_the_exit(train, cli, tmp_path):
+    """``bench-driver`` skips the interpreter's teardown only when nothing waits for it: an
+    atexit callback or a running thread gets the normal exit."""
+    (tmp_path / "exit_work").mkdir()
+    (tmp_path / "exit_work" / "exit_work.py").write_text(EXIT_WORK_PLUGIN)
+    run = cli("--task-name", "train", "--plugins-dir", "exit_work")
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
+    assert (tmp_path / "thread-ran").read_text() == "yes"
+
+
+def test_the_quick_exit_keeps_the_exit_code_and_every_line(tmp_path, write_config, cli):
+    write_config('[tasks.fails]\ncommand_to_execute = "{python} -c \\"print(\'x\' * 70000); '
+                 'raise SystemExit(3)\\""\npatterns = []\nmetrics = []\ncompute_method = []\n')
+    run = cli("--task-name", "fails")
+    assert run.returncode == 4, run.stderr  # the command failed
+    assert run.stdout.count("x") == 70000  # the echo, flushed before the process ended
+    assert "fails: failed" in run.stderr

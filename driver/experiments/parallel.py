@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -85,9 +85,9 @@ def _slots(s: SetToRun, options: RunOptions, plan: RepeatPlan) -> list[_Slot]:
 
 def _job(s: SetToRun, slot: _Slot, options: RunOptions, plugins: Plugins) -> RunJob:
     label = s.header.label if s.header is not None and s.header.experiment else s.task.name
-    once = replace(options, run_dir=slot.run_dir.absolute(), seed=slot.seed,
-                   repetition=slot.index, echo=ECHO_OFF, on_start=None, environ={},
-                   report=replace(options.report, in_set=True, stream=None))
+    once = options._replace(run_dir=slot.run_dir.absolute(), seed=slot.seed,
+                            repetition=slot.index, echo=ECHO_OFF, on_start=None, environ={},
+                            report=options.report._replace(in_set=True, stream=None))
     return RunJob(str(slot.run_dir), f"{label} {slot.kind} {slot.index} (seed {slot.seed})",
                   s.task, once, plugins.plugin_set, os.getcwd(),
                   gpus=requested_gpus(s.task, options))
@@ -134,7 +134,7 @@ def _gpu_pool(work: Sequence[RunJob], options: RunOptions) -> _GpuPool:
                           f"CUDA_VISIBLE_DEVICES={','.join(map(str, options.gpus))} instead")
     from driver.gpus.assign import usable_pool
 
-    pool = usable_pool(options.environ)
+    pool = usable_pool(options.variables)
     if needed > pool.count:
         raise ConfigError(f"a run needs {needed} GPU(s) but the pool has {pool.count} "
                           f"({pool.cuda_visible_devices or 'none'}); lower num_gpus "
@@ -189,7 +189,7 @@ def _record_of(finished: Finished) -> RunRecord:
     base = finished.record or RunRecord(
         task=job.task.name, command="", status=results.RUNNING, exit_code=None,
         started_at=utc_now(), ended_at="", duration_s=0.0, run_dir=str(job.options.run_dir))
-    record = replace(base, status=results.INTERRUPTED, ended_at=utc_now(), errors=base.errors + (
+    record = base._replace(status=results.INTERRUPTED, ended_at=utc_now(), errors=base.errors + (
         f"{finished.failure}: the run is incomplete and reruns on resume",))
     try:
         record.save(Path(str(job.options.run_dir)) / "record.json")

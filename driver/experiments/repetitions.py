@@ -176,8 +176,8 @@ def fresh_run_dir(run_dir: Path) -> Path:
 
 def _run_once(task: TaskSpec, options: RunOptions, plugins: Plugins, run_dir: Path, seed: int,
               index: int) -> RunRecord:
-    once = replace(options, run_dir=fresh_run_dir(run_dir), seed=seed, repetition=index,
-                   report=replace(options.report, in_set=True))
+    once = options._replace(run_dir=fresh_run_dir(run_dir), seed=seed, repetition=index,
+                            report=options.report._replace(in_set=True))
     return run_benchmark(task, once, plugins)
 
 

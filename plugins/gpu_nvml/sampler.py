@@ -21,8 +21,6 @@ docs/memory.md is the user's version.
 
 from __future__ import annotations
 
-import argparse
-
 import math
 import os
 import time
