@@ -11,15 +11,16 @@ Timed, as wall time of the whole process, medians of ``--repeat`` interleaved ru
   interpreter costs before the venv's ``.pth`` files, e.g. the editable install's finder, run).
 
 Both sides get a bytecode cache (``PYTHONPYCACHEPREFIX`` in a temp dir, warmed first), as an
-installed driver has. Where ``PYTHONDONTWRITEBYTECODE`` is set and the sources have no cache (an
-editable install on these machines), the driver is also timed as it then runs: compiling its
-modules on every start. Prints ``RATIO startup_overhead`` = driver / ``python3 -c pass`` (target at
-most 3x, issue 13), where the driver's time goes stage by stage (the trivial run in-process, with
-timers around the pipeline's functions: imports, the parser, config and plugins, the record
-writes, the run with its helper processes, the reporters; medians), and the top offenders of
-``python -X importtime`` for ``import driver.cli`` and for the whole trivial run. With
-``--instructions``, instruction counts from valgrind (the same on a loaded machine): the run, its
-imports, and its imports with ``@dataclass`` made free, which prices creating the dataclasses.
+installed driver has (the driver keeps its parsed task config there too: driver.tomlcache). Where
+``PYTHONDONTWRITEBYTECODE`` is set and the sources have no cache (an editable install on these
+machines), the driver is also timed as it then runs: compiling its modules on every start.
+Prints ``RATIO startup_overhead`` = driver / ``python3 -c pass`` (target at most 3x, issue 13),
+where the driver's time goes stage by stage (the trivial run in-process, with timers around the
+pipeline's functions: imports, the parser, config and plugins, the record writes, the run with its
+helper processes, the reporters; medians), and the top offenders of ``python -X importtime`` for
+``import driver.cli`` and for the whole trivial run. With ``--instructions``, instruction counts
+from valgrind (the same on a loaded machine): the run, its imports, and the stdlib and third-party
+modules those imports pull in (the floor).
 Asserts nothing.
 """
 
@@ -76,7 +77,8 @@ print(json.dumps({k: v * 1000 for k, v in stages.items()}), file=sys.stderr)
 """
 STAGES = [  # (label, module, function): nested ones are inside the ones above them
     ("  argparse: build_parser", "driver.cli", "build_parser"),
-    ("  config and plugins: _load", "driver.cli", "_load"),
+    ("  plugins: _load_plugins", "driver.cli", "_load_plugins"),
+    ("  config: _load_config", "driver.cli", "_load_config"),
     ("  run_benchmark", "driver.benchmark", "run_benchmark"),
     ("    run_command (the run itself)", "driver.benchmark", "run_command"),
     ("      helper processes (the watchdog): spawn_helper", "driver.proctree", "spawn_helper"),
@@ -145,18 +147,21 @@ def print_stages(argv: list[str], work: Path, env: Mapping[str, str], repeat: in
         print(f"  {label:<52} {median(found[label]):8.1f}")
 
 
-#: What the driver imports before it runs a task: its CLI, the one-run pipeline, the built-ins.
-#: With ``free-dataclasses``, ``@dataclass`` returns the class untouched (nothing can run then:
-#: only the imports are counted), which prices the creation of the dataclasses.
-IMPORTS_HARNESS = r"""
-import sys
-if sys.argv[1] == "free-dataclasses":
-    import dataclasses
-    dataclasses.dataclass = lambda cls=None, **kw: cls if cls is not None else (lambda c: c)
-import driver.cli, driver.benchmark, driver.plugins
-for name in driver.plugins.DEFAULT_PLUGINS:
-    __import__(name)
-"""
+#: Imports the driver's start-up modules: its CLI, the one-run pipeline, the built-in plugins.
+IMPORTS = ("import driver.cli, driver.benchmark, driver.plugins\n"
+           "for name in driver.plugins.DEFAULT_PLUGINS:\n    __import__(name)\n")
+
+
+def floor_imports(work: Path, env: Mapping[str, str]) -> str:
+    """``import ...`` of the stdlib and third-party modules the driver's start-up imports pull
+    in: what the driver cannot make cheaper."""
+    import subprocess
+
+    listing = subprocess.run(
+        [sys.executable, "-c", "import sys\nbefore = set(sys.modules)\n" + IMPORTS +
+         "print(' '.join(sorted(set(sys.modules) - before)))"],
+        cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
+    return "import " + ", ".join(n for n in listing if not n.startswith(("driver", "plugins", "_")))
 
 
 def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float | None:
@@ -176,14 +181,14 @@ def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float |
 
 def print_instructions(run: list[str], work: Path, env: Mapping[str, str]) -> None:
     """Instruction counts: the whole trivial run (its polling loops make this one vary a
-    little), the imports alone, and the imports with dataclass creation made free."""
+    little), its imports alone, and the stdlib and third-party part of those imports."""
     rows = {
         "python3 -c pass (reference)": [sys.executable, "-c", "pass"],
         "bench-driver, task running `true`": run,
         "the driver's imports (cli, pipeline, built-in plugins)":
-            [sys.executable, "-c", IMPORTS_HARNESS, "real"],
-        "the same, @dataclass made free (prices the dataclasses)":
-            [sys.executable, "-c", IMPORTS_HARNESS, "free-dataclasses"],
+            [sys.executable, "-c", IMPORTS],
+        "of which the stdlib and pluggy they pull in (the floor)":
+            [sys.executable, "-c", floor_imports(work, env)],
     }
     counts = {label: instructions(argv, work, env) for label, argv in rows.items()}
     if None in counts.values():
