@@ -82,8 +82,10 @@ def _main(args_list: list[str]) -> int:
     plugins = _load_plugins(_preparse(args_list))
     commands = plugins.registry("commands")
     names = BUILTIN_COMMANDS + tuple(commands)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in names:
+        return _unknown_command(args_list[0], names)
     if not args_list or args_list[0] not in names + ("-h", "--help", "--version"):
-        args_list.insert(0, "run")
+        args_list.insert(0, "run")  # the old driver's form: options only
     if args_list[0] == "experiment" and len(args_list) > 1 and not args_list[1].startswith("-"):
         args_list[:1] = ["run", "--experiment"]  # `experiment NAME ...` is `run --experiment NAME`
     args = build_parser(plugins).parse_args(args_list)
@@ -103,6 +105,17 @@ def _main(args_list: list[str]) -> int:
                                                                    args_list[1:])
     plugins.call_hook("bench_driver_configure", options=args, config=session.config)
     return int(args.handler(session))
+
+
+def _unknown_command(word: str, names: Sequence[str]) -> int:
+    """A first word that is no command: a typo (``lsit``), never the options of ``run``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    hint = f", did you mean {close[0]!r}?" if close else ""
+    print(f"bench-driver: error: unknown command {word!r}{hint} (commands: {', '.join(names)}; "
+          f"bench-driver --help)", file=sys.stderr)
+    return ExitCode.USAGE
 
 
 def _flush_stdout(code: int) -> int:
@@ -261,6 +274,9 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--restart", action="store_true",
                      help="with --experiment: discard the selected variants' earlier runs "
                      "instead of resuming them")
+    run.add_argument("--keep-failed", action="store_true",
+                     help="with --experiment: resuming keeps earlier runs that failed (default: "
+                     "they run again; their directories are kept as REP.failed-N)")
     run.add_argument("-j", "--jobs", type=int, metavar="N",
                      help="with --repetitions or --experiment: run N runs at once, each in a "
                      "worker of its own, GPUs leased exclusively (docs/backends.md)")
@@ -334,8 +350,9 @@ def _run(session: Session) -> int:
 
         return main_experiment(args, config, plugins, parse_overrides(pairs),
                                lambda task: _run_options(args, task, plugins))
-    if args.benchmark is not None or args.fix or args.restart:
-        raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
+    if args.benchmark is not None or args.fix or args.restart or args.keep_failed:
+        raise ConfigError("--benchmark, --fix, --restart and --keep-failed apply to --experiment "
+                          "NAME only")
     if (args.jobs is not None or args.backend is not None) and args.repetitions is None \
             and args.warmup is None:
         raise ConfigError("--jobs and --backend apply to --repetitions N and --experiment NAME; "
@@ -407,21 +424,47 @@ def _list(session: Session) -> int:
 
 
 def _check(session: Session) -> int:
+    """Every task and experiment checked; every error printed (not only the first), exit 3."""
     args, plugins, config = session.args, session.plugins, session.config
     assert config is not None
-    methods = plugins.registry("compute_methods")
     names = args.task_name or list(config.tasks)
-    for name in names:
-        config.task(name, methods)
     experiments = [] if args.task_name else list(config.experiments)
-    if experiments:
-        from driver.experiments.matrix import build_variants, load_experiment, select_points
-
-        for name in experiments:
-            spec = load_experiment(config, name, methods)
-            build_variants(config, spec, methods, {}, select_points(spec))
+    errors = [str(e) for name in names for e in _task_errors(config, name, plugins)]
+    errors += [str(e) for name in experiments for e in _experiment_errors(config, name, plugins)]
+    for error in errors:
+        print(f"bench-driver: error: {error}", file=sys.stderr)
+    if errors:
+        print(f"bench-driver: {args.config}: {len(errors)} error(s) in {len(names)} task(s) and "
+              f"{len(experiments)} experiment(s)", file=sys.stderr)
+        return ExitCode.CONFIG
     print(f"{args.config}: {len(names)} task(s) and {len(experiments)} experiment(s) OK")
-    return 0
+    return ExitCode.OK
+
+
+def _task_errors(config: TaskConfig, name: str, plugins: Plugins) -> list[ConfigError]:
+    """What is wrong with task *name*: its table, else the modules its script cannot import."""
+    from driver.extras import install_line, missing_modules, task_script
+
+    try:
+        task = config.task(name, plugins.registry("compute_methods"))
+    except ConfigError as exc:
+        return [exc]
+    script = task_script(task.command, task.cwd)
+    return [ConfigError(f"{config.path}: [tasks.{name}] runs {script}, which imports {module!r}"
+                        f": not installed in {sys.executable}; {install_line(module)}")
+            for module in (missing_modules(script, task.cwd) if script else [])]
+
+
+def _experiment_errors(config: TaskConfig, name: str, plugins: Plugins) -> list[ConfigError]:
+    from driver.experiments.matrix import build_variants, load_experiment, select_points
+
+    methods = plugins.registry("compute_methods")
+    try:
+        spec = load_experiment(config, name, methods)
+        build_variants(config, spec, methods, {}, select_points(spec))
+    except ConfigError as exc:
+        return [exc]
+    return []
 
 
 def _plugins(session: Session) -> int:

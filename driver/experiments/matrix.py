@@ -3,8 +3,9 @@
 An experiment (``[experiments.NAME]`` in task_config.toml) runs one set per *variant*: a point
 of its parameter matrix, in ``RUNS_DIR/NAME/VARIANT/``, with VARIANT like ``searcher=rea,dataset=
 cifar100``. An experiment directory is locked (``fcntl.flock`` on ``.lock``) while it runs, and
-runs resume: a run whose ``record.json`` says it finished (``ok``, ``failed``,
-``missing_metrics``, ``timeout``) is kept; an interrupted or killed one is run again.
+runs resume: a run whose ``record.json`` says it finished ``ok`` is kept; one that failed
+(``failed``, ``missing_metrics``, ``timeout``) is set aside as ``REP.failed-N`` and run again,
+unless ``--keep-failed``; an interrupted or killed one is run again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from driver.benchmark import RunOptions
 from driver.config import (BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text,
                            parse_overrides)
 from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
-from driver.experiments.repetitions import (Launch, RepeatPlan, finished_record, launch_from,
-                                            plan_from_args, report_errors, run_set)
+from driver.experiments.repetitions import (Launch, RepeatPlan, earlier_record, finished_record,
+                                            launch_from, plan_from_args, report_errors, run_set,
+                                            set_aside)
 from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
 from driver.plugins import Plugins
 from driver.report import publish
@@ -307,9 +309,7 @@ def run_experiment(
         for variant in variants:
             if restart:
                 shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
-            for _, slot, dirname in plan.slots():  # refuse stale runs before running any
-                finished_record(exp_dir / variant.name / dirname, variant.task, options,
-                                plan.base_seed + slot, slot)
+        _say_resumed(spec.name, _resume(exp_dir, variants, options, plan), plan.keep_failed)
         summaries: list[SetSummary] = []
         failures: list[BenchDriverError] = []
         index = _write_index(exp_dir, spec)
@@ -324,6 +324,33 @@ def run_experiment(
             if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
                 break
     return index, summaries, failures
+
+
+def _resume(exp_dir: Path, variants: Sequence[Variant], options: RunOptions,
+            plan: RepeatPlan) -> tuple[int, int]:
+    """Check every earlier run before running any (a stale one is an error); set aside those
+    that failed, to be rerun (unless ``keep_failed``). Returns (runs kept, failed runs rerun)."""
+    kept = rerun = 0
+    for variant in variants:
+        for _, slot, dirname in plan.slots():
+            run_dir = exp_dir / variant.name / dirname
+            if finished_record(run_dir, variant.task, options, plan.base_seed + slot, slot,
+                               plan.keep_failed) is not None:
+                kept += 1
+            elif earlier_record(run_dir) is not None:  # finished, but failed
+                set_aside(run_dir)
+                rerun += 1
+    return kept, rerun
+
+
+def _say_resumed(name: str, counts: tuple[int, int], keep_failed: bool) -> None:
+    kept, rerun = counts
+    if kept or rerun:
+        again = f"; rerunning {rerun} failed run(s) (their directories are kept as REP.failed-N;" \
+            f" --keep-failed keeps failed runs instead)" if rerun else ""
+        which = " (failed ones too: --keep-failed)" if keep_failed else ""
+        print(f"bench-driver: {name}: kept {kept} finished run(s) from before{which}{again}",
+              file=sys.stderr)
 
 
 def _header(spec: ExperimentSpec, variant: Variant) -> SetSummary:

@@ -78,7 +78,8 @@ def _slots(s: SetToRun, options: RunOptions, plan: RepeatPlan) -> list[_Slot]:
     found = []
     for kind, index, dirname in plan.slots():
         seed = plan.base_seed + index
-        kept = finished_record(s.set_dir / dirname, s.task, options, seed, index)
+        kept = finished_record(s.set_dir / dirname, s.task, options, seed, index,
+                               plan.keep_failed)
         found.append(_Slot(kind, index, seed, s.set_dir / dirname, kept))
     return found
 

