@@ -102,7 +102,7 @@ def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: in
     changes = _changes(record, task, options, seed, index)
     if changes:
         raise ConfigError(
-            f"{path}: this finished run measured something else than the set measures now:\n"
+            f"{run_dir / 'record.json'}: this finished run measured something else than the set measures now:\n"
             + "".join(f"  {c}\n" for c in changes) + "pass --restart to discard the earlier "
             "runs of the selected variants, or use another --runs-dir")
     return record
