@@ -162,3 +162,31 @@ def test_keep_failed_keeps_failed_runs_on_resume(cli, write_config, tmp_path):
     assert not list(tmp_path.glob("bench-runs/grid/*/*.failed-*"))
     refused = cli("--task-name", "flaky", "--keep-failed")
     assert refused.returncode == 3 and "--keep-failed apply to --experiment" in refused.stderr
+
+
+# --- compare of single runs ---------------------------------------------------------------------
+
+
+def test_compare_of_single_runs_says_no_test_is_possible(cli, tmp_path):
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    base.write_text(json.dumps({"t.speed": 100.0, "t.training_time": 10.0, "t.loss": 1.0}))
+    new.write_text(json.dumps({"t.speed": 70.0, "t.training_time": 13.7, "t.loss": 1.01}))
+    compared = cli("compare", str(base), str(new))
+    assert compared.returncode == 8  # the threshold still gates
+    rows = {ln.split()[0]: ln.split() for ln in compared.stdout.splitlines()[1:]}
+    assert rows["t.speed"][-2:] == ["n=1", "REGRESSION"]
+    assert rows["t.loss"][-3:] == ["n=1", "within", "threshold"]
+    assert "2 verdict(s) beyond the threshold rest on one value on a side (t.speed, " \
+           "t.training_time): no significance test is possible with n=1" in compared.stderr
+    assert "--repetitions 5" in compared.stderr
+
+
+def test_compare_of_repeated_runs_has_no_single_run_note(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    for _ in range(2):
+        done = cli("--task-name", "flaky", "--repetitions", "3")
+        assert done.returncode == 0, done.stderr
+    sets = sorted(tmp_path.glob("bench-runs/flaky/*/summary.json"))
+    compared = cli("compare", str(sets[0]), str(sets[1]))
+    assert compared.returncode == 0, compared.stderr
+    assert "n=1" not in compared.stdout and "no significance test" not in compared.stderr
