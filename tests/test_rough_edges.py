@@ -190,3 +190,45 @@ def test_compare_of_repeated_runs_has_no_single_run_note(cli, write_config, tmp_
     compared = cli("compare", str(sets[0]), str(sets[1]))
     assert compared.returncode == 0, compared.stderr
     assert "n=1" not in compared.stdout and "no significance test" not in compared.stderr
+
+
+# --- timeline plots -----------------------------------------------------------------------------
+
+
+def test_plot_always_without_matplotlib_is_refused_before_the_run(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    refused = cli("--task-name", "flaky", "--plot", "always",
+                  env={"PYTHONPATH": hidden(tmp_path, "matplotlib")})
+    assert refused.returncode == 3
+    assert "--plot always needs matplotlib" in refused.stderr
+    assert "pip install 'bench-driver[plot]'" in refused.stderr
+    assert not (tmp_path / "bench-runs").exists() and not (tmp_path / "runs.log").exists()
+
+
+def test_plot_auto_says_when_it_skipped(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    short = cli("--task-name", "flaky", "--repetitions", "2")
+    assert short.returncode == 0, short.stderr
+    assert short.stderr.count("no timeline plot for runs under 10 s with --plot auto") == 1
+    assert not list(tmp_path.glob("bench-runs/**/timeline.png"))
+    drawn = cli("--task-name", "flaky", "--plot", "always")
+    assert drawn.returncode == 0, drawn.stderr
+    assert "no timeline plot" not in drawn.stderr
+    assert len(list(tmp_path.glob("bench-runs/flaky/*/timeline.png"))) == 1
+    never = cli("--task-name", "flaky", "--plot", "never")
+    assert "no timeline plot" not in never.stderr
+
+
+def test_plot_titles_name_the_task_and_variant_not_the_run_id(cli, write_config, tmp_path):
+    from plugins.timeline_plot.draw import plot_title
+
+    flaky(tmp_path, write_config)
+    assert cli("experiment", "grid").returncode == 0
+    assert cli("--task-name", "flaky").returncode == 0
+    assert cli("--task-name", "flaky", "--repetitions", "1", "--warmup", "1").returncode == 0
+    runs = tmp_path / "bench-runs"
+    assert plot_title(runs / "grid" / "tag=b" / "1") == "flaky, grid/tag=b (repetition 1)"
+    single = next(p.parent for p in runs.glob("flaky/*/record.json"))
+    assert plot_title(single) == "flaky"
+    warmup = next(runs.glob("flaky/*/warmup-0"))
+    assert plot_title(warmup) == "flaky (warmup 0)"
