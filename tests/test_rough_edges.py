@@ -232,3 +232,16 @@ def test_plot_titles_name_the_task_and_variant_not_the_run_id(cli, write_config,
     assert plot_title(single) == "flaky"
     warmup = next(runs.glob("flaky/*/warmup-0"))
     assert plot_title(warmup) == "flaky (warmup 0)"
+
+
+def test_the_cifar_data_error_suggests_the_set_that_fixes_it(cli, tmp_path):
+    from conftest import REPO
+
+    run = cli("--config", str(REPO / "task_config.toml"), "--task-name", "digits_mlp",
+              "--set", "dataset=cifar10", "--set", f"data_dir={tmp_path / 'nowhere'}",
+              "--runs-dir", str(tmp_path / "runs"), timeout=300)
+    assert run.returncode == 4
+    log = next(tmp_path.glob("runs/digits_mlp/*/output.log")).read_text()
+    assert "CIFAR-10 file not found" in log
+    assert "With bench-driver: --set data_dir=DIR" in log and "--set dataset=synthetic" in log
+    assert "Traceback" not in log
