@@ -274,6 +274,10 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--restart", action="store_true",
                      help="with --experiment: discard the selected variants' earlier runs "
                      "instead of resuming them")
+    run.add_argument("--verbose", action="store_true",
+                     help="with --experiment: echo every run's output and summary (default: one "
+                     "progress line, then a table per variant and metric; each run's output is "
+                     "in its output.log)")
     run.add_argument("--keep-failed", action="store_true",
                      help="with --experiment: resuming keeps earlier runs that failed (default: "
                      "they run again; their directories are kept as REP.failed-N)")
@@ -350,9 +354,10 @@ def _run(session: Session) -> int:
 
         return main_experiment(args, config, plugins, parse_overrides(pairs),
                                lambda task: _run_options(args, task, plugins))
-    if args.benchmark is not None or args.fix or args.restart or args.keep_failed:
-        raise ConfigError("--benchmark, --fix, --restart and --keep-failed apply to --experiment "
-                          "NAME only")
+    if args.benchmark is not None or args.fix or args.restart or args.keep_failed or \
+            args.verbose:
+        raise ConfigError("--benchmark, --fix, --restart, --keep-failed and --verbose apply to "
+                          "--experiment NAME only")
     if (args.jobs is not None or args.backend is not None) and args.repetitions is None \
             and args.warmup is None:
         raise ConfigError("--jobs and --backend apply to --repetitions N and --experiment NAME; "

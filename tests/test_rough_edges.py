@@ -161,7 +161,8 @@ def test_keep_failed_keeps_failed_runs_on_resume(cli, write_config, tmp_path):
     assert (tmp_path / "runs.log").read_text().split("\n").count("b 0") == 1
     assert not list(tmp_path.glob("bench-runs/grid/*/*.failed-*"))
     refused = cli("--task-name", "flaky", "--keep-failed")
-    assert refused.returncode == 3 and "--keep-failed apply to --experiment" in refused.stderr
+    assert refused.returncode == 3 and "--keep-failed and --verbose apply to --experiment" in \
+        refused.stderr
 
 
 # --- compare of single runs ---------------------------------------------------------------------

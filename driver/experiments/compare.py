@@ -339,14 +339,12 @@ def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) 
     stream = stream or sys.stdout
     if stream.isatty():
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title="bench-driver compare")
-        for column in TABLE_HEAD:
-            table.add_column(column)
-        for row, v in zip(table_rows(verdicts), verdicts):
-            table.add_row(*row, style="red" if v.failed else None)
-        Console(file=stream).print(table)
+        from driver.experiments.tables import print_table
+
+        print_table(Console(file=stream), TABLE_HEAD, table_rows(verdicts), keys=1,
+                    right=(2, 3, 4, 6), title="bench-driver compare",
+                    styles=["red" if v.failed else None for v in verdicts])
         return
     widths = [max(len(r[i]) for r in [TABLE_HEAD, *table_rows(verdicts)])
               for i in range(len(TABLE_HEAD))]

@@ -17,7 +17,7 @@ import re
 import shutil
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -28,7 +28,9 @@ from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
 from driver.experiments.repetitions import (Launch, RepeatPlan, earlier_record, finished_record,
                                             launch_from, plan_from_args, report_errors, run_set,
                                             set_aside)
+from driver.experiments.progress import Progress
 from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
+from driver.output import ECHO_OFF
 from driver.plugins import Plugins
 from driver.report import publish
 
@@ -300,29 +302,48 @@ def run_experiment(
     plan: RepeatPlan,
     restart: bool = False,
     launch: Launch | None = None,
+    compact: bool = False,
 ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
     """Run (or resume) every variant's set under the experiment lock; return the experiment's
     index, the summaries of the variants that ran and the reporters' errors. With *launch*, the
-    runs of every variant go through its backend, ``jobs`` at a time."""
+    runs of every variant go through its backend, ``jobs`` at a time; *compact*: one progress
+    line on the console (:class:`~driver.experiments.progress.Progress`)."""
     exp_dir = options.runs_dir.absolute() / spec.name
     with experiment_lock(exp_dir) as lock_fd:
         for variant in variants:
             if restart:
                 shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
-        _say_resumed(spec.name, _resume(exp_dir, variants, options, plan), plan.keep_failed)
-        summaries: list[SetSummary] = []
-        failures: list[BenchDriverError] = []
+        kept, rerun = _resume(exp_dir, variants, options, plan)
+        _say_resumed(spec.name, (kept, rerun), plan.keep_failed)
         index = _write_index(exp_dir, spec)
         if launch is not None:
-            return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd)
-        for variant in variants:
-            summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
-                              _header(spec, variant))
-            summaries.append(summary)
-            failures += publish(plugins, "report_set", summary, options.report)
-            index = _write_index(exp_dir, spec)
-            if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
-                break
+            return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd,
+                                 compact)
+        to_run = len(variants) * len(plan.slots()) - kept
+        progress = Progress(to_run, 1, compact=True) if compact else None
+        try:
+            return _run_serially(spec, variants, options, plugins, plan, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+
+
+def _run_serially(spec: ExperimentSpec, variants: Sequence[Variant], options: RunOptions,
+                  plugins: Plugins, plan: RepeatPlan, progress: Progress | None
+                  ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+    """Every variant's set in this process, one run at a time."""
+    exp_dir = options.runs_dir.absolute() / spec.name
+    summaries: list[SetSummary] = []
+    failures: list[BenchDriverError] = []
+    index = _write_index(exp_dir, spec)
+    for variant in variants:
+        summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
+                          _header(spec, variant), progress)
+        summaries.append(summary)
+        failures += publish(plugins, "report_set", summary, options.report)
+        index = _write_index(exp_dir, spec)
+        if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
+            break
     return index, summaries, failures
 
 
@@ -359,14 +380,16 @@ def _header(spec: ExperimentSpec, variant: Variant) -> SetSummary:
 
 
 def _run_launched(spec: ExperimentSpec, variants: Sequence[Variant], options: RunOptions,
-                  plugins: Plugins, plan: RepeatPlan, launch: Launch, lock_fd: int
-                  ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+                  plugins: Plugins, plan: RepeatPlan, launch: Launch, lock_fd: int,
+                  compact: bool) -> tuple[ExperimentIndex, list[SetSummary],
+                                          list[BenchDriverError]]:
     """Every variant's runs through a backend (the workers inherit the lock)."""
     from driver.experiments.parallel import SetToRun, run_sets
 
     exp_dir = options.runs_dir.absolute() / spec.name
     sets = [SetToRun(v.task, exp_dir / v.name, _header(spec, v)) for v in variants]
-    summaries = run_sets(sets, options, plugins, plan, launch.backend, launch.jobs, (lock_fd,))
+    summaries = run_sets(sets, options, plugins, plan, launch.backend, launch.jobs, (lock_fd,),
+                         compact)
     failures: list[BenchDriverError] = []
     for summary in summaries:
         failures += publish(plugins, "report_set", summary, options.report)
@@ -406,12 +429,18 @@ def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: 
     spec = load_experiment(config, args.experiment, methods)
     points = select_points(spec, args.benchmark, parse_fix(args.fix))
     variants = build_variants(config, spec, methods, overrides, points)
+    compact = not getattr(args, "verbose", False)
     options = make_options(variants[0].task)
+    if compact:  # the output of every run is in its output.log
+        from driver.noise import warn_once_per_check
+
+        options = replace(options, echo=ECHO_OFF)
+        warn_once_per_check()
     plan = plan_from_args(args, spec.repetitions, spec.warmup)
     launch = launch_from(args, plugins)
     try:
         index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
-                                                    args.restart, launch)
+                                                    args.restart, launch, compact)
     finally:
         if launch is not None:
             launch.backend.close()

@@ -23,6 +23,7 @@ from driver import results
 from driver.benchmark import RunOptions, new_run_dir, requested_gpus, run_benchmark
 from driver.config import BUILTIN_PARAMS, TaskSpec
 from driver.errors import BenchDriverError, ConfigError, ExitCode, PluginError
+from driver.experiments.progress import Progress, status_text
 from driver.experiments.summary import SetRun, SetSummary, record_metas
 from driver.plugins import Plugins
 from driver.report import publish
@@ -49,11 +50,13 @@ class RepeatPlan:
 
 
 def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path,
-            plan: RepeatPlan, header: SetSummary | None = None) -> SetSummary:
+            plan: RepeatPlan, header: SetSummary | None = None,
+            progress: Progress | None = None) -> SetSummary:
     """Run the set's unfinished runs into *set_dir*, write its summary.json, report it and
     return it. Stops at the first interrupted run: the summary then says ``complete`` false.
 
-    *header* names the experiment and variant the set belongs to, if any.
+    *header* names the experiment and variant the set belongs to, if any; *progress* counts the
+    runs (else each start is a line).
     """
     runs: list[tuple[SetRun, RunRecord]] = []
     for kind, index, dirname in plan.slots():
@@ -61,8 +64,14 @@ def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path
         record = finished_record(set_dir / dirname, task, options, seed, index, plan.keep_failed)
         resumed = record is not None
         if record is None:
-            _progress(header, task, kind, index, plan, seed)
+            key = str(set_dir / dirname)
+            if progress is None:
+                _progress(header, task, kind, index, plan, seed)
+            else:
+                progress.started(key, f"{_label(header, task)} {kind} {index} (seed {seed})")
             record = _run_once(task, options, plugins, set_dir / dirname, seed, index)
+            if progress is not None:
+                progress.ended(key, status_text(record), record.status == results.OK)
         runs.append((SetRun.of(kind, index, seed, record, resumed), record))
         if record.status == results.INTERRUPTED or record.signal:  # the user asked to stop
             break
