@@ -71,8 +71,8 @@ def run_sets(sets: Sequence[SetToRun], options: RunOptions, plugins: Plugins, pl
         fresh_run_dir(slot.run_dir)
     if work and options.on_start is not None:
         options.on_start()  # the reporters' begin(), once, before the first run
-    progress = Progress(len(work), jobs or max(1, len(work)), compact=compact)
-    records = _schedule(work, backend, progress, pool, tuple(keep_fds))
+    records = _schedule(work, backend, jobs or max(1, len(work)), pool, tuple(keep_fds),
+                        compact)
     return [_summary(s, slots[s.set_dir], records, plan) for s in sets]
 
 
@@ -145,14 +145,14 @@ def _gpu_pool(work: Sequence[RunJob], options: RunOptions) -> _GpuPool:
     return _GpuPool(pool.devices)
 
 
-def _schedule(work: Sequence[RunJob], backend: Any, progress: Progress, pool: _GpuPool | None,
-              keep_fds: tuple[int, ...]) -> dict[str, RunRecord]:
-    """Run *work* on *backend*, ``progress.jobs`` at a time; the record of every run that
-    started, by key."""
+def _schedule(work: Sequence[RunJob], backend: Any, jobs: int, pool: _GpuPool | None,
+              keep_fds: tuple[int, ...], compact: bool = False) -> dict[str, RunRecord]:
+    """Run *work* on *backend*, *jobs* at a time; the record of every run that started, by
+    key."""
     pending = deque(work)
     live: dict[str, tuple[str, ...]] = {}  # key -> its leased devices
     done: dict[str, RunRecord] = {}
-    jobs = progress.jobs
+    progress = Progress(len(work), jobs, compact=compact)
     try:
         with StopRequests().installed() as stop:
             while pending or live:
