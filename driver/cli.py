@@ -96,7 +96,7 @@ def _main(args_list: list[str]) -> int:
     if args.command in CONFIG_COMMANDS:
         session.config = _load_config(args.config, plugins)
     if args.command == "run" and args.experiment is not None:  # its table's options, then ours
-        from driver.experiments.matrix import option_arguments
+        from driver.experiments.command import option_arguments
 
         assert session.config is not None
         extra = option_arguments(session.config, args.experiment, args)
@@ -350,7 +350,7 @@ def _run(session: Session) -> int:
                               if getattr(args, flag) is not None]
     _check_run_flags(args)
     if args.experiment is not None:
-        from driver.experiments.matrix import main_experiment
+        from driver.experiments.command import main_experiment
 
         return main_experiment(args, config, plugins, parse_overrides(pairs),
                                lambda task: _run_options(args, task, plugins))
@@ -429,47 +429,10 @@ def _list(session: Session) -> int:
 
 
 def _check(session: Session) -> int:
-    """Every task and experiment checked; every error printed (not only the first), exit 3."""
-    args, plugins, config = session.args, session.plugins, session.config
-    assert config is not None
-    names = args.task_name or list(config.tasks)
-    experiments = [] if args.task_name else list(config.experiments)
-    errors = [str(e) for name in names for e in _task_errors(config, name, plugins)]
-    errors += [str(e) for name in experiments for e in _experiment_errors(config, name, plugins)]
-    for error in errors:
-        print(f"bench-driver: error: {error}", file=sys.stderr)
-    if errors:
-        print(f"bench-driver: {args.config}: {len(errors)} error(s) in {len(names)} task(s) and "
-              f"{len(experiments)} experiment(s)", file=sys.stderr)
-        return ExitCode.CONFIG
-    print(f"{args.config}: {len(names)} task(s) and {len(experiments)} experiment(s) OK")
-    return ExitCode.OK
+    from driver.validate import main_check
 
-
-def _task_errors(config: TaskConfig, name: str, plugins: Plugins) -> list[ConfigError]:
-    """What is wrong with task *name*: its table, else the modules its script cannot import."""
-    from driver.extras import install_line, missing_modules, task_script
-
-    try:
-        task = config.task(name, plugins.registry("compute_methods"))
-    except ConfigError as exc:
-        return [exc]
-    script = task_script(task.command, task.cwd)
-    return [ConfigError(f"{config.path}: [tasks.{name}] runs {script}, which imports {module!r}"
-                        f": not installed in {sys.executable}; {install_line(module)}")
-            for module in (missing_modules(script, task.cwd) if script else [])]
-
-
-def _experiment_errors(config: TaskConfig, name: str, plugins: Plugins) -> list[ConfigError]:
-    from driver.experiments.matrix import build_variants, load_experiment, select_points
-
-    methods = plugins.registry("compute_methods")
-    try:
-        spec = load_experiment(config, name, methods)
-        build_variants(config, spec, methods, {}, select_points(spec))
-    except ConfigError as exc:
-        return [exc]
-    return []
+    assert session.config is not None
+    return main_check(session.args, session.config, session.plugins)
 
 
 def _plugins(session: Session) -> int:

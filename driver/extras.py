@@ -1,11 +1,12 @@
-"""Which modules a task's script needs that this Python lacks, with the pip line that installs them.
+"""The modules a task's script needs that this Python lacks, and the pip line installing them.
 
 ``bench-driver check`` reads the script a task runs (``{python} tasks/x.py ...`` or ``{python} -m
 pkg.mod ...``) without importing it: the imports at its top level, and those of the local modules
-it imports in turn (files beside the script or in the task's folder). An import inside a function,
-or under ``if`` or ``try``, is conditional by design (``--dataset digits`` alone needs scikit-learn) and is not
-checked; it fails in the run with the script's own message. The script runs under the driver's
-interpreter (``{python}``), so what this process can import is what the task can.
+it imports in turn (files beside the script or in the task's folder). An import inside a
+function, or under ``if`` or ``try``, is conditional by design (``--dataset digits`` alone needs
+scikit-learn) and is not checked; it fails in the run with the script's own message. The script
+runs under the driver's interpreter (``{python}``), so what this process can import is what the
+task can.
 """
 
 from __future__ import annotations

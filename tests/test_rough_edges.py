@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 # A task that prints a speed and fails (exit 3) while a file named "broken" exists.
 FLAKY = """
@@ -246,3 +253,123 @@ def test_the_cifar_data_error_suggests_the_set_that_fixes_it(cli, tmp_path):
     assert "CIFAR-10 file not found" in log
     assert "With bench-driver: --set data_dir=DIR" in log and "--set dataset=synthetic" in log
     assert "Traceback" not in log
+
+
+# --- the console of an experiment, and tables at 80 and 120 columns ----------------------------
+
+LONG = """
+[tasks.nas201_searchers_toy]
+command_to_execute = "{python} long.py {repetition} {searcher}"
+patterns = ['^speed: (\\S+)', '^training_accuracy: (\\S+)', '^validation_accuracy: (\\S+)']
+metrics = ['speed', 'training_accuracy', 'validation_accuracy']
+compute_method = ['last', 'last', 'last']
+[tasks.nas201_searchers_toy.params]
+searcher = "random"
+dataset = "cifar10-valid"
+[experiments.nas201_searchers]
+task = "nas201_searchers_toy"
+repetitions = 2
+[experiments.nas201_searchers.matrix]
+searcher = ["random", "regularized_evolution", "reinforce"]
+dataset = ["cifar10-valid", "cifar100"]
+"""
+LONG_TASK = """
+import sys
+for line in range(200):
+    print(f"noise line {line}")
+print(f"speed: {100 + int(sys.argv[1])}")
+print(f"training_accuracy: 0.9{sys.argv[1]}")
+print("validation_accuracy: 0.95")
+"""
+NAMES = ("training_accuracy", "validation_accuracy", "regularized_evolution", "cifar10-valid",
+         "cpu_memory_usage_mean")
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
+
+
+def long_names(tmp_path: Path, write_config) -> None:
+    (tmp_path / "long.py").write_text(LONG_TASK)
+    write_config(LONG)
+
+
+def on_terminal(tmp_path: Path, columns: int, *args: str) -> tuple[int, str]:
+    """Run the CLI with its standard output and error on a terminal *columns* wide."""
+    from conftest import REPO
+
+    leader, follower = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": str(columns), "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "driver", *args], cwd=tmp_path, env=env,
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the driver closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    return proc.wait(timeout=120), ANSI.sub("", seen.decode("utf-8", "replace"))
+
+
+def test_an_experiment_prints_progress_and_a_pivot_not_every_line(cli, write_config, tmp_path):
+    long_names(tmp_path, write_config)
+    done = cli("experiment", "nas201_searchers")
+    assert done.returncode == 0, done.stderr
+    assert "noise line" not in done.stdout + done.stderr  # the output is in the logs
+    logs = sorted(tmp_path.glob("bench-runs/nas201_searchers/*/*/output.log"))
+    assert len(logs) == 12 and all("noise line 199" in p.read_text() for p in logs)
+    lines = done.stderr.splitlines()
+    progress = [ln for ln in lines
+                if re.fullmatch(r"bench-driver: \d+/12 runs(, ETA \d+ s)?", ln)]
+    assert progress[0] == "bench-driver: 0/12 runs"
+    assert progress[-1] == "bench-driver: 12/12 runs"
+    assert 3 <= len(progress) <= 13  # a line every tenth of the runs or so
+    title = lines.index("nas201_searchers: median per variant (± std/mean over the repetitions)")
+    assert lines[title + 1].split()[:5] == ["searcher", "dataset", "speed", "training_accuracy",
+                                            "validation_accuracy"]
+    assert lines[title + 5].split()[:3] == ["regularized_evolution", "cifar100", "100.5"]
+    assert len(lines) < 40, done.stderr
+    verbose = cli("experiment", "nas201_searchers", "--verbose", "--restart")
+    assert "noise line 199" in verbose.stdout  # the old output, for whoever wants it
+
+
+def test_a_failed_run_of_an_experiment_gets_a_line_of_its_own(cli, write_config, tmp_path):
+    flaky(tmp_path, write_config)
+    (tmp_path / "broken").touch()
+    done = cli("experiment", "grid")
+    assert done.returncode == 4
+    assert "] grid/tag=b repetition 0 (seed 0): failed" in done.stderr
+    assert "  ! grid/tag=b repetition 1: failed" in done.stderr  # under the table too
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_names_are_never_cut_on_a_terminal(write_config, tmp_path, columns):
+    long_names(tmp_path, write_config)
+    code, text = on_terminal(tmp_path, columns, "experiment", "nas201_searchers")
+    assert code == 0, text
+    pivot = text[text.index("nas201_searchers: median per variant"):]
+    assert "…" not in pivot
+    for name in NAMES:
+        assert re.search(rf"(^|\s){re.escape(name)}(\s|$)", pivot, re.M), (name, pivot)
+    table = [ln for ln in pivot.splitlines() if "─" in ln or "±" in ln]
+    assert table and max(len(ln.rstrip()) for ln in table) <= columns
+    progress = text[:text.index("nas201_searchers: median per variant")]
+    assert "bench-driver: 12/12 runs" in progress and "started" not in progress
+    assert "] nas201_searchers/" not in progress  # no line per run: one line, redrawn
+
+    code, text = on_terminal(tmp_path, columns, "--task-name", "nas201_searchers_toy",
+                             "--repetitions", "2", "--set", "searcher=regularized_evolution",
+                             "--runs-dir", "sets")
+    assert code == 0, text
+    assert "…" not in text
+    for name in ("training_accuracy", "validation_accuracy", "cpu_memory_usage_mean",
+                 "nas201_searchers_toy"):
+        assert re.search(rf"(^|\s){re.escape(name)}(\s|$)", text, re.M), (name, text)
+
+    summaries = sorted(tmp_path.glob("sets/nas201_searchers_toy/*/summary.json"))
+    code, text = on_terminal(tmp_path, columns, "compare", str(summaries[0]), str(summaries[0]))
+    assert code == 0, text
+    assert "…" not in text
+    assert re.search(r"(^|\s)nas201_searchers_toy\.cpu_memory_usage_mean(\s|$)", text, re.M)

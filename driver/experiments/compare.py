@@ -8,9 +8,9 @@ A metric is a **regression** when NEW is worse than BASELINE by more than its th
 when both sides have two repetitions or more, the difference is significant (``--test``,
 ``--alpha``). With one value on a side (single runs) no test is possible: the threshold alone
 decides, the table's ``p`` column says ``n=1`` and a note says the difference may be noise and
-suggests ``--repetitions``. Which way is worse comes from ``--direction``, else the metric's declared
-``direction``, else its name (:data:`HIGHER_WORDS`, :data:`LOWER_WORDS`); a metric with none is
-shown but not checked. A metric of BASELINE missing from NEW also fails. Exit code 8 on any
+suggests ``--repetitions``. Which way is worse comes from ``--direction``, else the metric's
+declared ``direction``, else its name (:data:`HIGHER_WORDS`, :data:`LOWER_WORDS`); a metric with
+none is shown but not checked. A metric of BASELINE missing from NEW also fails. Exit code 8 on any
 failure, 0 otherwise; unreadable input is a configuration error (3).
 """
 

@@ -15,30 +15,21 @@ import itertools
 import os
 import re
 import shutil
-import sys
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from driver.benchmark import RunOptions
-from driver.config import (BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text,
-                           parse_overrides)
-from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
-from driver.experiments.repetitions import (Launch, RepeatPlan, earlier_record, finished_record,
-                                            launch_from, plan_from_args, report_errors, run_set,
-                                            set_aside)
+from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text
+from driver.errors import BenchDriverError, ConfigError, did_you_mean
 from driver.experiments.progress import Progress
+from driver.experiments.repetitions import Launch, RepeatPlan, resume_sets, run_set
 from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
-from driver.output import ECHO_OFF
 from driver.plugins import Plugins
 from driver.report import publish
 
 EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup", "options")
-#: Options an experiment's ``options`` table cannot set (they choose the config and plugins, or
-#: what runs).
-_NOT_OPTIONS = ("command", "handler", "config", "plugin_flags", "plugins_dir", "trace_hooks",
-                "experiment", "task_name", "restart", "benchmark", "fix", "set")
 LOCK_NAME = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 _MAX_VARIANT_NAME = 200
@@ -91,31 +82,6 @@ def load_experiment(config: TaskConfig, name: str, methods: Mapping[str, Any]) -
         warmup=_count(where, "warmup", table.get("warmup", 0), 0),
         description=_text(where, "description", table.get("description", "")),
     )  # ``options`` is applied to the command line (option_arguments)
-
-
-def option_arguments(config: TaskConfig, name: str, options: Any) -> list[str]:
-    """The ``[experiments.NAME.options]`` table as command-line arguments (``jobs = 4`` ->
-    ``--jobs 4``, ``slurm_partition = "gpu"`` -> ``--slurm-partition gpu``), to be parsed
-    before the real command line, which wins. Keys are the options' names (*options*: the parsed
-    command line, whose attributes they must be); ConfigError for anything else."""
-    table = config.experiments.get(name, {})
-    table = table.get("options", {}) if isinstance(table, dict) else {}
-    where = f"{config.path}: [experiments.{name}.options]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} = {table!r}: expected a table of option = value")
-    found: list[str] = []
-    allowed = [k for k in vars(options) if k not in _NOT_OPTIONS]
-    for key, value in table.items():
-        if key not in allowed:
-            raise ConfigError(f"{where}: {key!r} is not an option this experiment can set"
-                              f"{did_you_mean(key, allowed)}; e.g. jobs = 4, backend = \"slurm\""
-                              f", slurm_partition = \"gpu\" (see bench-driver run --help)")
-        if not isinstance(value, (str, int, float, bool)):
-            raise ConfigError(f"{where} {key} = {value!r}: expected a string, number or boolean")
-        flag = "--" + key.replace("_", "-")
-        found += ([flag] if value is True else []) if isinstance(value, bool) else \
-            [flag, str(value)]
-    return found
 
 
 def select_points(
@@ -313,9 +279,9 @@ def run_experiment(
         for variant in variants:
             if restart:
                 shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
-        kept, rerun = _resume(exp_dir, variants, options, plan)
-        _say_resumed(spec.name, (kept, rerun), plan.keep_failed)
-        index = _write_index(exp_dir, spec)
+        kept = resume_sets([(exp_dir / v.name, v.task) for v in variants], options, plan,
+                           spec.name)
+        _write_index(exp_dir, spec)  # experiment.json exists before the first run
         if launch is not None:
             return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd,
                                  compact)
@@ -345,33 +311,6 @@ def _run_serially(spec: ExperimentSpec, variants: Sequence[Variant], options: Ru
         if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
             break
     return index, summaries, failures
-
-
-def _resume(exp_dir: Path, variants: Sequence[Variant], options: RunOptions,
-            plan: RepeatPlan) -> tuple[int, int]:
-    """Check every earlier run before running any (a stale one is an error); set aside those
-    that failed, to be rerun (unless ``keep_failed``). Returns (runs kept, failed runs rerun)."""
-    kept = rerun = 0
-    for variant in variants:
-        for _, slot, dirname in plan.slots():
-            run_dir = exp_dir / variant.name / dirname
-            if finished_record(run_dir, variant.task, options, plan.base_seed + slot, slot,
-                               plan.keep_failed) is not None:
-                kept += 1
-            elif earlier_record(run_dir) is not None:  # finished, but failed
-                set_aside(run_dir)
-                rerun += 1
-    return kept, rerun
-
-
-def _say_resumed(name: str, counts: tuple[int, int], keep_failed: bool) -> None:
-    kept, rerun = counts
-    if kept or rerun:
-        again = f"; rerunning {rerun} failed run(s) (their directories are kept as REP.failed-N;" \
-            f" --keep-failed keeps failed runs instead)" if rerun else ""
-        which = " (failed ones too: --keep-failed)" if keep_failed else ""
-        print(f"bench-driver: {name}: kept {kept} finished run(s) from before{which}{again}",
-              file=sys.stderr)
 
 
 def _header(spec: ExperimentSpec, variant: Variant) -> SetSummary:
@@ -417,39 +356,3 @@ def _write_index(exp_dir: Path, spec: ExperimentSpec) -> ExperimentIndex:
                             str(exp_dir))
     index.save(exp_dir / "experiment.json")
     return index
-
-
-# --- the command line ---------------------------------------------------------------------------
-
-
-def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: Mapping[str, str],
-                    make_options: Callable[[TaskSpec], RunOptions]) -> int:
-    """``bench-driver --experiment NAME``: validate everything, then run or resume it."""
-    methods = plugins.registry("compute_methods")
-    spec = load_experiment(config, args.experiment, methods)
-    points = select_points(spec, args.benchmark, parse_fix(args.fix))
-    variants = build_variants(config, spec, methods, overrides, points)
-    compact = not getattr(args, "verbose", False)
-    options = make_options(variants[0].task)
-    if compact:  # the output of every run is in its output.log
-        from driver.noise import warn_once_per_check
-
-        options = replace(options, echo=ECHO_OFF)
-        warn_once_per_check()
-    plan = plan_from_args(args, spec.repetitions, spec.warmup)
-    launch = launch_from(args, plugins)
-    try:
-        index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
-                                                    args.restart, launch, compact)
-    finally:
-        if launch is not None:
-            launch.backend.close()
-    failures += publish(plugins, "report_experiment", index, summaries, options.report)
-    print(f"bench-driver: experiment directory: {index.directory}", file=sys.stderr)
-    code = next((c for c in (s.exit_code() for s in summaries) if c), ExitCode.OK)
-    return report_errors(failures, code)
-
-
-def parse_fix(pairs: Sequence[str]) -> dict[str, str]:
-    """``["searcher=rea"]`` from ``--fix`` -> ``{"searcher": "rea"}``."""
-    return parse_overrides(pairs, "--fix", "searcher=rea")

@@ -17,7 +17,7 @@ import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from driver import results
 from driver.benchmark import RunOptions, new_run_dir, requested_gpus, run_benchmark
@@ -111,10 +111,34 @@ def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: in
     changes = _changes(record, task, options, seed, index)
     if changes:
         raise ConfigError(
-            f"{run_dir / 'record.json'}: this finished run measured something else than the set measures now:\n"
+            f"{run_dir / 'record.json'}: this finished run measured something else than the set "
+            f"measures now:\n"
             + "".join(f"  {c}\n" for c in changes) + "pass --restart to discard the earlier "
             "runs of the selected variants, or use another --runs-dir")
     return record
+
+
+def resume_sets(sets: Sequence[tuple[Path, TaskSpec]], options: RunOptions, plan: RepeatPlan,
+                name: str) -> int:
+    """Check the earlier runs of every set (directory, task) before running any (a stale one is
+    an error), set aside those that failed, to be rerun (unless ``plan.keep_failed``), and say
+    so for experiment *name*. Returns how many runs are kept."""
+    kept = rerun = 0
+    for set_dir, task in sets:
+        for _, slot, dirname in plan.slots():
+            if finished_record(set_dir / dirname, task, options, plan.base_seed + slot, slot,
+                               plan.keep_failed) is not None:
+                kept += 1
+            elif earlier_record(set_dir / dirname) is not None:  # finished, but failed
+                set_aside(set_dir / dirname)
+                rerun += 1
+    if kept or rerun:
+        again = f"; rerunning {rerun} failed run(s) (their directories are kept as REP.failed-N;" \
+            f" --keep-failed keeps failed runs instead)" if rerun else ""
+        which = " (failed ones too: --keep-failed)" if plan.keep_failed else ""
+        print(f"bench-driver: {name}: kept {kept} finished run(s) from before{which}{again}",
+              file=sys.stderr)
+    return kept
 
 
 def earlier_record(run_dir: Path) -> RunRecord | None:

@@ -91,7 +91,7 @@ def _print_blocks(console: Any, headers: Sequence[str], rows: Sequence[Sequence[
 
 def print_plain(stream: Any, headers: Sequence[str], rows: Sequence[Sequence[str]],
                 right: Sequence[int] = ()) -> None:
-    """*rows* as aligned plain text (CI logs, pipes): every cell whole, columns two spaces apart."""
+    """*rows* as aligned plain text (CI logs, pipes): every cell whole, two spaces apart."""
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         cells = [c.rjust(w) if i in right else c.ljust(w)
