@@ -373,3 +373,15 @@ def test_names_are_never_cut_on_a_terminal(write_config, tmp_path, columns):
     assert code == 0, text
     assert "…" not in text
     assert re.search(r"(^|\s)nas201_searchers_toy\.cpu_memory_usage_mean(\s|$)", text, re.M)
+
+
+def test_the_record_names_the_torch_the_task_runs_with(cli, write_config, tmp_path):
+    from importlib.metadata import version
+
+    flaky(tmp_path, write_config)
+    done = cli("--task-name", "flaky")
+    assert done.returncode == 0, done.stderr
+    software = done.record["environment"]["software"]
+    # Read from the driver's interpreter, which is the {python} the task runs with.
+    assert software["python_executable"] == sys.executable
+    assert software["torch"] == version("torch")
