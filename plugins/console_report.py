@@ -1,8 +1,11 @@
-"""Prints a run's summary (status, each metric, memory peaks, why a run is incomplete), and the
-statistics table of a set or an experiment.
+"""Prints a run's summary (status, each metric, memory peaks, why a run is incomplete), the
+statistics table of a set, and an experiment's pivot (a row per variant, a column per metric).
 
-Plain text when the stream is not a terminal (CI logs), a rich table when it is. Text that comes
-from the task or the config (names, log excerpts, errors) is escaped: it is never rich markup.
+Plain text when the stream is not a terminal (CI logs), rich tables when it is, which never cut
+a name (:mod:`driver.experiments.tables`). The runs of an experiment are not reported one by one
+(its progress line says how far it is) unless ``--verbose``, which also gives the full
+statistics table instead of the pivot. Text that comes from the task or the config (names, log
+excerpts, errors) is rich Text: it is never read as markup.
 """
 
 from __future__ import annotations
