@@ -109,8 +109,10 @@ def _main(args_list: list[str]) -> int:
     plugins = _load_plugins(_preparse(args_list))
     commands = plugins.registry("commands")
     names = BUILTIN_COMMANDS + tuple(commands)
+    if args_list and not args_list[0].startswith("-") and args_list[0] not in names:
+        return _unknown_command(args_list[0], names)
     if not args_list or args_list[0] not in names + ("-h", "--help", "--version"):
-        args_list.insert(0, "run")
+        args_list.insert(0, "run")  # the old driver's form: options only
     if args_list[0] == "experiment" and len(args_list) > 1 and not args_list[1].startswith("-"):
         args_list[:1] = ["run", "--experiment"]  # `experiment NAME ...` is `run --experiment NAME`
     named = args_list[0] if args_list[0] in names else None  # else -h or --help: all of them
@@ -122,7 +124,7 @@ def _main(args_list: list[str]) -> int:
     if args.command in CONFIG_COMMANDS:
         session.config = _load_config(args.config, plugins)
     if args.command == "run" and args.experiment is not None:  # its table's options, then ours
-        from driver.experiments.matrix import option_arguments
+        from driver.experiments.command import option_arguments
 
         assert session.config is not None
         extra = option_arguments(session.config, args.experiment, args)
@@ -131,6 +133,17 @@ def _main(args_list: list[str]) -> int:
             args = session.args = build_parser(plugins, "run").parse_args(rerun)
     plugins.call_hook("bench_driver_configure", options=args, config=session.config)
     return int(args.handler(session))
+
+
+def _unknown_command(word: str, names: Sequence[str]) -> int:
+    """A first word that is no command: a typo (``lsit``), never the options of ``run``."""
+    import difflib
+
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
+    hint = f", did you mean {close[0]!r}?" if close else ""
+    print(f"bench-driver: error: unknown command {word!r}{hint} (commands: {', '.join(names)}; "
+          f"bench-driver --help)", file=sys.stderr)
+    return ExitCode.USAGE
 
 
 def _flush_stdout(code: int) -> int:
@@ -341,6 +354,13 @@ def _add_repeat_options(run: argparse.ArgumentParser) -> None:
     run.add_argument("--restart", action="store_true",
                      help="with --experiment: discard the selected variants' earlier runs "
                      "instead of resuming them")
+    run.add_argument("--verbose", action="store_true",
+                     help="with --experiment: echo every run's output and summary (default: one "
+                     "progress line, then a table per variant and metric; each run's output is "
+                     "in its output.log)")
+    run.add_argument("--keep-failed", action="store_true",
+                     help="with --experiment: resuming keeps earlier runs that failed (default: "
+                     "they run again; their directories are kept as REP.failed-N)")
     run.add_argument("-j", "--jobs", type=int, metavar="N",
                      help="with --repetitions or --experiment: run N runs at once, each in a "
                      "worker of its own, GPUs leased exclusively (docs/backends.md)")
@@ -399,12 +419,14 @@ def _run(session: Session) -> int:
                               if getattr(args, flag) is not None]
     _check_run_flags(args)
     if args.experiment is not None:
-        from driver.experiments.matrix import main_experiment
+        from driver.experiments.command import main_experiment
 
         return main_experiment(args, config, plugins, parse_overrides(pairs),
                                lambda task: _run_options(args, task, plugins))
-    if args.benchmark is not None or args.fix or args.restart:
-        raise ConfigError("--benchmark, --fix and --restart apply to --experiment NAME only")
+    if args.benchmark is not None or args.fix or args.restart or args.keep_failed or \
+            args.verbose:
+        raise ConfigError("--benchmark, --fix, --restart, --keep-failed and --verbose apply to "
+                          "--experiment NAME only")
     if (args.jobs is not None or args.backend is not None) and args.repetitions is None \
             and args.warmup is None:
         raise ConfigError("--jobs and --backend apply to --repetitions N and --experiment NAME; "
@@ -476,21 +498,10 @@ def _list(session: Session) -> int:
 
 
 def _check(session: Session) -> int:
-    args, plugins, config = session.args, session.plugins, session.config
-    assert config is not None
-    methods = plugins.registry("compute_methods")
-    names = args.task_name or list(config.tasks)
-    for name in names:
-        config.task(name, methods)
-    experiments = [] if args.task_name else list(config.experiments)
-    if experiments:
-        from driver.experiments.matrix import build_variants, load_experiment, select_points
+    from driver.validate import main_check
 
-        for name in experiments:
-            spec = load_experiment(config, name, methods)
-            build_variants(config, spec, methods, {}, select_points(spec))
-    print(f"{args.config}: {len(names)} task(s) and {len(experiments)} experiment(s) OK")
-    return 0
+    assert session.config is not None
+    return main_check(session.args, session.config, session.plugins)
 
 
 def _plugins(session: Session) -> int:

@@ -160,10 +160,24 @@ class RunWatch:
                 "warnings": self.warnings + late}
 
 
+_printed: set[str] | None = None  # the checks warned about so far, once each is enough
+
+
+def warn_once_per_check() -> None:
+    """From now on, print each check's first warning only (an experiment: its table at the end
+    counts them); the records keep every warning."""
+    global _printed
+    _printed = set()
+
+
 def warn(warnings: Sequence[str]) -> None:
     """Print each machine warning on the console (stderr)."""
     for line in warnings:
-        print(f"bench-driver: warning: noisy machine: {line}", file=sys.stderr)
+        check = line.split(":")[0]
+        if _printed is None or check not in _printed:
+            print(f"bench-driver: warning: noisy machine: {line}", file=sys.stderr)
+        if _printed is not None:
+            _printed.add(check)
 
 
 def warnings_of(environment: Mapping[str, Any]) -> list[str]:

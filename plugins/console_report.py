@@ -1,13 +1,17 @@
-"""Prints a run's summary (status, each metric, memory peaks, why a run is incomplete), and the
-statistics table of a set or an experiment.
+"""Prints a run's summary (status, each metric, memory peaks, why a run is incomplete), the
+statistics table of a set, and an experiment's pivot (a row per variant, a column per metric).
 
-Plain text when the stream is not a terminal (CI logs), a rich table when it is. Text that comes
-from the task or the config (names, log excerpts, errors) is escaped: it is never rich markup.
+Plain text when the stream is not a terminal (CI logs), rich tables when it is, which never cut
+a name (:mod:`driver.experiments.tables`). The runs of an experiment are not reported one by one
+(its progress line says how far it is) unless ``--verbose``, which also gives the full
+statistics table instead of the pivot. Text that comes from the task or the config (names, log
+excerpts, errors) is rich Text: it is never read as markup.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence, TextIO
 
 from driver.hookspecs import hookimpl
@@ -26,6 +30,8 @@ class ConsoleReporter(Reporter):
     """Writes to ``settings.stream`` (stderr by default, so stdout stays the command's output)."""
 
     def report(self, record: RunRecord, settings: ReportSettings) -> None:
+        if settings.in_set and settings.option("experiment") and not settings.option("verbose"):
+            return  # an experiment shows one progress line, and its table at the end
         stream = settings.stream or sys.stderr
         if stream.isatty():
             self._rich(record, stream)
@@ -38,7 +44,10 @@ class ConsoleReporter(Reporter):
 
     def report_experiment(self, experiment: ExperimentIndex, summaries: Sequence[SetSummary],
                           settings: ReportSettings) -> None:
-        print_table(summaries, settings.stream)
+        if settings.option("verbose"):
+            print_table(summaries, settings.stream)
+        else:
+            print_pivot(experiment, summaries, settings.stream)
 
     def _rows(self, record: RunRecord) -> list[tuple[str, str, str, str]]:
         rows = []
@@ -69,22 +78,19 @@ class ConsoleReporter(Reporter):
 
     def _rich(self, record: RunRecord, stream: TextIO) -> None:
         from rich.console import Console
-        from rich.markup import escape
-        from rich.table import Table
+        from rich.text import Text
 
-        style = "green" if record.status == OK else "red"
-        table = Table(title=f"{escape(record.task)}: [{style}]{record.status}[/] "
-                      f"(exit code {record.exit_code}, {record.duration_s:.2f} s)")
-        for column in ("metric", "value", "from", "note"):
-            table.add_column(column, justify="right" if column == "value" else "left",
-                             overflow="fold")
-        for row in self._rows(record):
-            table.add_row(*(escape(cell) for cell in row))
+        from driver.experiments.tables import print_table
+
+        title = Text.assemble(record.task, ": ", (record.status, "green" if record.status == OK
+                                                 else "red"),
+                              f" (exit code {record.exit_code}, {record.duration_s:.2f} s)")
         console = Console(file=stream)
-        console.print(table)
+        print_table(console, ("metric", "value", "from", "note"), self._rows(record), keys=1,
+                    right=(1,), title=title)
         for error in _problems(record):
-            console.print(f"[red]![/] {escape(error)}")
-        console.print(f"run directory: {escape(record.run_dir)}")
+            console.print(Text.assemble(("!", "red"), " ", error))
+        console.print(Text(f"run directory: {record.run_dir}"))
 
 
 def _problems(record: RunRecord) -> list[str]:
@@ -112,17 +118,15 @@ def print_table(summaries: Sequence[SetSummary], stream: TextIO | None = None) -
 def _rich_table(summaries: Sequence[SetSummary], found: list[dict[str, Any]],
                 stream: TextIO) -> None:
     from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
 
-    table = Table(title=f"value reported: {summaries[0].statistic if summaries else ''}")
-    for column in ("set", "metric", *STAT_COLUMNS, "outliers"):
-        table.add_column(column, justify="right" if column in STAT_COLUMNS else "left",
-                         overflow="fold")
-    for row in found:
-        table.add_row(escape(row["label"]), escape(row["metric"]),
-                      *(fmt(row[k]) for k in STAT_COLUMNS), row["outliers"])
-    Console(file=stream).print(table)
+    from driver.experiments.tables import print_table
+
+    headers = ("set", "metric", *STAT_COLUMNS, "outliers")
+    rows = [(row["label"], row["metric"], *(fmt(row[k]) for k in STAT_COLUMNS), row["outliers"])
+            for row in found]
+    print_table(Console(file=stream), headers, rows, keys=2,
+                right=range(2, 2 + len(STAT_COLUMNS)),
+                title=f"value reported: {summaries[0].statistic if summaries else ''}")
 
 
 def _plain_table(found: list[dict[str, Any]], stream: TextIO) -> None:
@@ -134,6 +138,69 @@ def _plain_table(found: list[dict[str, Any]], stream: TextIO) -> None:
         print(f"{row['label']:<{wide}}  {row['metric']:<{name}} " +
               " ".join(f"{fmt(row[c]):>11}" for c in STAT_COLUMNS) +
               (f"  outliers: {row['outliers']}" if row["outliers"] else ""), file=stream)
+
+
+def pivot(summaries: Sequence[SetSummary]) -> tuple[list[str], list[list[str]], int]:
+    """An experiment as one row per variant (its matrix values) and one column per metric: the
+    reported statistic, and the relative standard deviation over the repetitions (``±2.1%``).
+    Returns the headers, the rows and how many leading columns name the variant."""
+    keys = list(dict.fromkeys(k for s in summaries for k in s.values)) or ["variant"]
+    metrics = list(dict.fromkeys(m for s in summaries for m in s.metrics))
+    rows = []
+    for s in summaries:
+        named = [str(s.values.get(k, "")) for k in keys] if s.values else [s.variant or ""]
+        rows.append(named + [_cell(s.metrics[m], s.statistic) if m in s.metrics else ""
+                             for m in metrics])
+    return keys + metrics, rows, len(keys)
+
+
+def _cell(metric: Any, statistic: str) -> str:
+    value = metric.statistic(statistic)
+    if value is None:
+        return "-"
+    spread = metric.std is not None and metric.n > 1 and metric.mean
+    return f"{fmt(value)} ±{abs(metric.std / metric.mean) * 100:.1f}%" if spread else fmt(value)
+
+
+def _noise(summaries: Sequence[SetSummary]) -> list[str]:
+    """The machine's noise over the whole experiment: per check, in how many runs (its first
+    warning), instead of a line per variant."""
+    seen: dict[str, list[str]] = {}
+    for s in summaries:
+        for r in s.runs:
+            for check, warning in {w.split(":")[0]: w for w in r.warnings}.items():
+                seen.setdefault(check, []).append(warning)
+    runs = sum(len(s.runs) for s in summaries)
+    return [f"noisy machine in {len(found)} of {runs} run(s): {found[0]}"
+            for found in seen.values()]
+
+
+def print_pivot(experiment: ExperimentIndex, summaries: Sequence[SetSummary],
+                stream: TextIO | None = None) -> None:
+    """The compact table of an experiment (:func:`pivot`), its problems and where the full
+    statistics are."""
+    from driver.experiments.summary import problem_lines
+    from driver.experiments.tables import print_plain
+
+    stream = stream or sys.stderr
+    headers, rows, keys = pivot(summaries)
+    statistic = summaries[0].statistic if summaries else "median"
+    title = f"{experiment.experiment}: {statistic} per variant (± std/mean over the repetitions)"
+    if stream.isatty():
+        from rich.console import Console
+
+        from driver.experiments.tables import print_table as print_rich
+
+        print_rich(Console(file=stream), headers, rows, keys, range(keys, len(headers)), title)
+    else:
+        print(title, file=stream)
+        print_plain(stream, headers, rows, range(keys, len(headers)))
+    for line in problem_lines(summaries):
+        print(f"  ! {line}", file=stream)
+    for line in _noise(summaries):
+        print(f"  ~ {line}", file=stream)
+    print(f"full statistics: {Path(experiment.directory) / 'summary.md'} (and summary.csv)",
+          file=stream)
 
 
 @hookimpl

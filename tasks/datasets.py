@@ -22,6 +22,11 @@ DATASET_NAMES = ("cifar10", "digits", "synthetic")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR10_DIR_NAME = "cifar-10-batches-py"  # what cifar-10-python.tar.gz unpacks to
+#: How to point a run at the data: the task's parameter first (these scripts run under
+#: bench-driver, where the script's flags are the config's), then the script's own flags.
+CIFAR10_FIX = ("With bench-driver: --set data_dir=DIR (relative to the task's folder), or "
+               "--set dataset=synthetic for a run without data; running the script itself: "
+               "--data-dir DIR or --dataset synthetic")
 
 
 class TaskError(Exception):
@@ -59,7 +64,7 @@ def load_dataset(
     """Load dataset *name*; ``image_size`` None keeps the native size (digits are upsampled)."""
     if name == "cifar10":
         if data_dir is None:
-            raise TaskError("--dataset cifar10 needs --data-dir (where cifar-10-batches-py is)")
+            raise TaskError(f"the CIFAR-10 data directory is not set. {CIFAR10_FIX}")
         if image_size not in (None, 32):
             raise TaskError(f"--image-size {image_size} is not supported for cifar10 (32x32 only)")
         return load_cifar10(Path(data_dir).expanduser())
@@ -77,8 +82,9 @@ def _unpickle(path: Path) -> dict[bytes, object]:
             batch = pickle.load(f, encoding="bytes")
     except FileNotFoundError:
         raise TaskError(
-            f"CIFAR-10 file not found: {str(path)!r}; --data-dir must hold data_batch_1..5 and "
-            f"test_batch (unpack cifar-10-python.tar.gz), or use --dataset synthetic"
+            f"CIFAR-10 file not found: {str(path)!r}; the data directory must hold "
+            f"data_batch_1..5 and test_batch (unpack cifar-10-python.tar.gz there). "
+            f"{CIFAR10_FIX}"
         ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise TaskError(f"{str(path)!r} is not a CIFAR-10 python batch (no b'data'/b'labels')")

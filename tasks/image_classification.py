@@ -136,8 +136,11 @@ def relaunch_under_torchrun(nproc: int, argv: Sequence[str]) -> None:
     ``exec`` keeps one process id for the caller, so a driver's signals reach torchrun, which
     forwards them to the workers. ``--standalone`` picks a free port for the rendezvous.
     """
+    # --log-dir: without one torchrun makes /tmp/torchelastic_* for per-rank reply files and
+    # never removes it; our workers write their output to the driver's log and no reply file.
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", str(Path(__file__).resolve()), *argv]
+           f"--nproc-per-node={nproc}", f"--log-dir={os.devnull}",
+           str(Path(__file__).resolve()), *argv]
     sys.stdout.flush()
     os.execv(sys.executable, cmd)
 

@@ -105,7 +105,8 @@ def records(runs_dir: Path) -> dict[str, dict[str, Any]]:
 def test_jobs_give_the_records_and_statistics_of_serial_runs(toy, cli, tmp_path):
     toy()
     serial = cli("--experiment", "exp", "--runs-dir", "serial", "--quiet")
-    parallel = cli("--experiment", "exp", "--runs-dir", "parallel", "-j", "2", "--quiet")
+    parallel = cli("--experiment", "exp", "--runs-dir", "parallel", "-j", "2", "--quiet",
+                   "--verbose")
     assert serial.returncode == 0, serial.stderr
     assert parallel.returncode == 0, parallel.stderr
     expected = records(tmp_path / "serial")
@@ -163,7 +164,7 @@ def test_sigterm_stops_every_run_and_resume_reruns_them(toy, tmp_path):
     toy()
     driver = subprocess.Popen(
         [sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2", "--set", "wait_at=1",
-         "--quiet"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
+         "--quiet", "--verbose"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert driver.stderr is not None
     for line in driver.stderr:  # the console says when the second run has started
@@ -353,7 +354,7 @@ def test_on_a_terminal_the_active_runs_are_redrawn(toy, tmp_path):
     toy()
     leader, follower = pty.openpty()
     driver = subprocess.Popen([sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2",
-                               "--quiet"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                               "--quiet", "--verbose"], cwd=tmp_path, stdout=subprocess.DEVNULL,
                               stderr=follower, env={**os.environ, "PYTHONPATH": str(REPO)})
     os.close(follower)
     seen = b""

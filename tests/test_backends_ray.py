@@ -19,7 +19,7 @@ def test_an_experiment_through_ray_gives_the_records_of_the_local_backend(toy, c
     env = {"RAY_AUTH_MODE": "disabled"}
     local = cli("--experiment", "exp", "--runs-dir", "local", "-j", "2", "--quiet")
     remote = cli("--experiment", "exp", "--runs-dir", "ray", "--backend", "ray",  # all at once
-                 "--address", ray_address, "--quiet", env=env, timeout=300)
+                 "--address", ray_address, "--quiet", "--verbose", env=env, timeout=300)
     assert local.returncode == 0, local.stderr
     assert remote.returncode == 0, remote.stderr
     expected = records(tmp_path / "local")

@@ -235,7 +235,10 @@ def test_experiment_runs_every_variant_into_its_directory(toy, cli, tmp_path):
                                                       "tag=b,mult=1", "tag=b,mult=2"]
     assert "| grid/tag=b,mult=2 | speed | 2 | 210 |" in (exp / "summary.md").read_text()
     assert (exp / "summary.csv").read_text().count("\n") == 1 + 4 * 4  # 4 metrics per variant
-    assert "grid/tag=b,mult=2" in run.stderr and "speed" in run.stderr
+    pivot = run.stderr.splitlines()  # one row per variant, a column per metric (median)
+    assert pivot[pivot.index("grid: median per variant (± std/mean over the repetitions)") + 1
+                 ].split()[:3] == ["tag", "mult", "speed"]
+    assert any(line.split()[:3] == ["b", "2", "210"] for line in pivot)
 
 
 def test_experiment_is_validated_before_anything_runs(toy, cli, tmp_path):
@@ -285,7 +288,7 @@ def wait_for_line(proc: subprocess.Popen[str], prefix: str) -> str:
 
 def test_resume_after_sigkill_does_not_rerun_finished_repetitions(toy, cli, tmp_path):
     toy(KILL_TABLE)
-    first = start_driver(tmp_path, "experiment", "grid")
+    first = start_driver(tmp_path, "experiment", "grid", "--verbose")
     line = wait_for_line(first, "started b 0")  # b's repetition 0 hangs (once)
     first.kill()  # SIGKILL: no handler, no cleanup
     first.wait()
@@ -308,7 +311,7 @@ def test_resume_after_sigkill_does_not_rerun_finished_repetitions(toy, cli, tmp_
 
 def test_second_invocation_is_refused_while_the_first_runs(toy, cli, tmp_path):
     toy('[experiments.grid]\ntask = "toy"\nparams = { wait_at = 0 }\nmatrix = { tag = ["a"] }')
-    first = start_driver(tmp_path, "experiment", "grid")
+    first = start_driver(tmp_path, "experiment", "grid", "--verbose")
     wait_for_line(first, "started a 0")
     second = cli("experiment", "grid")
     (tmp_path / "release").touch()
@@ -333,7 +336,7 @@ def test_changed_configuration_is_refused_until_restart(toy, cli, tmp_path):
 def test_sigterm_stops_the_experiment_and_resume_reruns_the_interrupted_run(toy, cli, tmp_path):
     toy('[experiments.grid]\ntask = "toy"\nrepetitions = 2\nparams = { wait_at = 1 }\n'
         'matrix = { tag = ["a", "b"] }')
-    first = start_driver(tmp_path, "experiment", "grid")
+    first = start_driver(tmp_path, "experiment", "grid", "--verbose")
     wait_for_line(first, "started a 1")
     first.send_signal(signal.SIGTERM)  # forwarded to the task; the set and experiment stop
     assert first.wait(timeout=60) == 143

@@ -194,10 +194,12 @@ def test_two_gloo_processes_report_global_speed_and_train_like_one(tmp_path: Pat
     # Under torchrun each worker has OMP_NUM_THREADS=1 already.
     ddp = subprocess.Popen([sys.executable, str(SCRIPT), *common, "--batch-size", "32",
                             "--num-procs", "2", "--summary-json", str(ddp_json)],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                           env={**os.environ, "TMPDIR": str(tmp_path)})  # see torchelastic_*
     run_script(*common, "--batch-size", "64", summary=one_json)
     ddp_out, ddp_err = ddp.communicate(timeout=TIMEOUT_S)
     assert ddp.returncode == 0, ddp_err[-3000:]
+    assert not list(tmp_path.glob("torchelastic_*"))  # torchrun's log folder is never left behind
     two, one = json.loads(ddp_json.read_text()), json.loads(one_json.read_text())
 
     assert two["run"]["world_size"] == 2 and two["run"]["global_batch_size"] == 64

@@ -6,9 +6,11 @@ Each side is a flat result file, a run record, a set's ``summary.json``, an expe
 
 A metric is a **regression** when NEW is worse than BASELINE by more than its threshold *and*,
 when both sides have two repetitions or more, the difference is significant (``--test``,
-``--alpha``). Which way is worse comes from ``--direction``, else the metric's declared
-``direction``, else its name (:data:`HIGHER_WORDS`, :data:`LOWER_WORDS`); a metric with none is
-shown but not checked. A metric of BASELINE missing from NEW also fails. Exit code 8 on any
+``--alpha``). With one value on a side (single runs) no test is possible: the threshold alone
+decides, the table's ``p`` column says ``n=1`` and a note says the difference may be noise and
+suggests ``--repetitions``. Which way is worse comes from ``--direction``, else the metric's
+declared ``direction``, else its name (:data:`HIGHER_WORDS`, :data:`LOWER_WORDS`); a metric with
+none is shown but not checked. A metric of BASELINE missing from NEW also fails. Exit code 8 on any
 failure, 0 otherwise; unreadable input is a configuration error (3).
 """
 
@@ -86,6 +88,28 @@ class Verdict:
     def failed(self) -> bool:
         """True for a regression or a metric missing from NEW."""
         return self.verdict in FAILING
+
+    @property
+    def fewest_values(self) -> int | None:
+        """How many values the side with fewer has; None when a side is missing."""
+        if self.baseline is None or self.new is None:
+            return None
+        return min(len(self.baseline.values), len(self.new.values))
+
+    @property
+    def untested(self) -> bool:
+        """Both sides measured, one with fewer than two values: no significance test was
+        possible, so a difference beyond the threshold may be run-to-run noise."""
+        return self.fewest_values is not None and self.fewest_values < 2
+
+    @property
+    def p_text(self) -> str:
+        """The p-value; ``n=1`` where no test was possible (``-`` where none was needed)."""
+        from driver.report import fmt
+
+        if self.p_value is None and self.untested and self.direction is not None:
+            return f"n={self.fewest_values}"
+        return fmt(self.p_value)
 
     @property
     def change(self) -> str:
@@ -307,7 +331,7 @@ def table_rows(verdicts: Sequence[Verdict]) -> list[tuple[str, ...]]:
 
     return [(v.key, v.direction or "?", fmt(v.baseline.value if v.baseline else None),
              fmt(v.new.value if v.new else None), v.change, str(v.threshold or "-"),
-             fmt(v.p_value), v.verdict.upper() if v.failed else v.verdict) for v in verdicts]
+             v.p_text, v.verdict.upper() if v.failed else v.verdict) for v in verdicts]
 
 
 def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) -> None:
@@ -315,19 +339,29 @@ def print_comparison(verdicts: Sequence[Verdict], stream: TextIO | None = None) 
     stream = stream or sys.stdout
     if stream.isatty():
         from rich.console import Console
-        from rich.table import Table
 
-        table = Table(title="bench-driver compare")
-        for column in TABLE_HEAD:
-            table.add_column(column)
-        for row, v in zip(table_rows(verdicts), verdicts):
-            table.add_row(*row, style="red" if v.failed else None)
-        Console(file=stream).print(table)
+        from driver.experiments.tables import print_table
+
+        print_table(Console(file=stream), TABLE_HEAD, table_rows(verdicts), keys=1,
+                    right=(2, 3, 4, 6), title="bench-driver compare",
+                    styles=["red" if v.failed else None for v in verdicts])
         return
-    widths = [max(len(r[i]) for r in [TABLE_HEAD, *table_rows(verdicts)])
-              for i in range(len(TABLE_HEAD))]
-    for row in [TABLE_HEAD, *table_rows(verdicts)]:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=stream)
+    from driver.experiments.tables import print_plain
+
+    print_plain(stream, TABLE_HEAD, table_rows(verdicts))
+
+
+def untested_notes(verdicts: Sequence[Verdict]) -> list[str]:
+    """What to say when verdicts beyond the threshold rest on single values (n=1)."""
+    beyond = [v.key for v in verdicts if v.untested and v.verdict in (REGRESSION, IMPROVEMENT)]
+    if not beyond:
+        return []
+    return [f"{len(beyond)} verdict(s) beyond the threshold rest on one value on a side "
+            f"({', '.join(beyond[:3])}{' ...' if len(beyond) > 3 else ''}): no significance "
+            f"test is possible with n=1, so the difference may be run-to-run noise (single runs "
+            f"of one task can differ by tens of percent). They still fail the gate (exit 8 on a "
+            f"regression); to tell noise from a change, measure both sides with --repetitions 5 "
+            f"(bench-driver run --task-name TASK --repetitions 5) and compare their summary.json"]
 
 
 @dataclass(frozen=True)
@@ -366,6 +400,8 @@ def main_compare(args: Any, plugins: Plugins) -> int:
     check_names(options, list(dict.fromkeys([*baseline, *new])), {**baseline, **new})
     comparison = Comparison(args.baseline, args.new, tuple(compare(baseline, new, options)))
     print_comparison(comparison.verdicts)
+    for note in untested_notes(comparison.verdicts):
+        print(f"bench-driver: note: {note}", file=sys.stderr)
     from driver.noise import compare_notes
 
     for note in compare_notes(args.baseline, args.new):  # what could explain a difference

@@ -3,8 +3,9 @@
 An experiment (``[experiments.NAME]`` in task_config.toml) runs one set per *variant*: a point
 of its parameter matrix, in ``RUNS_DIR/NAME/VARIANT/``, with VARIANT like ``searcher=rea,dataset=
 cifar100``. An experiment directory is locked (``fcntl.flock`` on ``.lock``) while it runs, and
-runs resume: a run whose ``record.json`` says it finished (``ok``, ``failed``,
-``missing_metrics``, ``timeout``) is kept; an interrupted or killed one is run again.
+runs resume: a run whose ``record.json`` says it finished ``ok`` is kept; one that failed
+(``failed``, ``missing_metrics``, ``timeout``) is set aside as ``REP.failed-N`` and run again,
+unless ``--keep-failed``; an interrupted or killed one is run again.
 """
 
 from __future__ import annotations
@@ -14,27 +15,21 @@ import itertools
 import os
 import re
 import shutil
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from driver.benchmark import RunOptions
-from driver.config import (BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text,
-                           parse_overrides)
-from driver.errors import BenchDriverError, ConfigError, ExitCode, did_you_mean
-from driver.experiments.repetitions import (Launch, RepeatPlan, finished_record, launch_from,
-                                            plan_from_args, report_errors, run_set)
+from driver.config import BUILTIN_PARAMS, ParamValue, TaskConfig, TaskSpec, param_text
+from driver.errors import BenchDriverError, ConfigError, did_you_mean
+from driver.experiments.progress import Progress
+from driver.experiments.repetitions import Launch, RepeatPlan, resume_sets, run_set
 from driver.experiments.summary import ExperimentIndex, SetSummary, VariantEntry
 from driver.plugins import Plugins
 from driver.report import publish
 
 EXPERIMENT_KEYS = ("task", "description", "matrix", "params", "repetitions", "warmup", "options")
-#: Options an experiment's ``options`` table cannot set (they choose the config and plugins, or
-#: what runs).
-_NOT_OPTIONS = ("command", "handler", "config", "plugin_flags", "plugins_dir", "trace_hooks",
-                "experiment", "task_name", "restart", "benchmark", "fix", "set")
 LOCK_NAME = ".lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+\-]")
 _MAX_VARIANT_NAME = 200
@@ -87,31 +82,6 @@ def load_experiment(config: TaskConfig, name: str, methods: Mapping[str, Any]) -
         warmup=_count(where, "warmup", table.get("warmup", 0), 0),
         description=_text(where, "description", table.get("description", "")),
     )  # ``options`` is applied to the command line (option_arguments)
-
-
-def option_arguments(config: TaskConfig, name: str, options: Any) -> list[str]:
-    """The ``[experiments.NAME.options]`` table as command-line arguments (``jobs = 4`` ->
-    ``--jobs 4``, ``slurm_partition = "gpu"`` -> ``--slurm-partition gpu``), to be parsed
-    before the real command line, which wins. Keys are the options' names (*options*: the parsed
-    command line, whose attributes they must be); ConfigError for anything else."""
-    table = config.experiments.get(name, {})
-    table = table.get("options", {}) if isinstance(table, dict) else {}
-    where = f"{config.path}: [experiments.{name}.options]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{where} = {table!r}: expected a table of option = value")
-    found: list[str] = []
-    allowed = [k for k in vars(options) if k not in _NOT_OPTIONS]
-    for key, value in table.items():
-        if key not in allowed:
-            raise ConfigError(f"{where}: {key!r} is not an option this experiment can set"
-                              f"{did_you_mean(key, allowed)}; e.g. jobs = 4, backend = \"slurm\""
-                              f", slurm_partition = \"gpu\" (see bench-driver run --help)")
-        if not isinstance(value, (str, int, float, bool)):
-            raise ConfigError(f"{where} {key} = {value!r}: expected a string, number or boolean")
-        flag = "--" + key.replace("_", "-")
-        found += ([flag] if value is True else []) if isinstance(value, bool) else \
-            [flag, str(value)]
-    return found
 
 
 def select_points(
@@ -298,31 +268,48 @@ def run_experiment(
     plan: RepeatPlan,
     restart: bool = False,
     launch: Launch | None = None,
+    compact: bool = False,
 ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
     """Run (or resume) every variant's set under the experiment lock; return the experiment's
     index, the summaries of the variants that ran and the reporters' errors. With *launch*, the
-    runs of every variant go through its backend, ``jobs`` at a time."""
+    runs of every variant go through its backend, ``jobs`` at a time; *compact*: one progress
+    line on the console (:class:`~driver.experiments.progress.Progress`)."""
     exp_dir = options.runs_dir.absolute() / spec.name
     with experiment_lock(exp_dir) as lock_fd:
         for variant in variants:
             if restart:
                 shutil.rmtree(_inside(exp_dir / variant.name, exp_dir), ignore_errors=True)
-            for _, slot, dirname in plan.slots():  # refuse stale runs before running any
-                finished_record(exp_dir / variant.name / dirname, variant.task, options,
-                                plan.base_seed + slot, slot)
-        summaries: list[SetSummary] = []
-        failures: list[BenchDriverError] = []
-        index = _write_index(exp_dir, spec)
+        kept = resume_sets([(exp_dir / v.name, v.task) for v in variants], options, plan,
+                           spec.name)
+        _write_index(exp_dir, spec)  # experiment.json exists before the first run
         if launch is not None:
-            return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd)
-        for variant in variants:
-            summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
-                              _header(spec, variant))
-            summaries.append(summary)
-            failures += publish(plugins, "report_set", summary, options.report)
-            index = _write_index(exp_dir, spec)
-            if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
-                break
+            return _run_launched(spec, variants, options, plugins, plan, launch, lock_fd,
+                                 compact)
+        to_run = len(variants) * len(plan.slots()) - kept
+        progress = Progress(to_run, 1, compact=True) if compact else None
+        try:
+            return _run_serially(spec, variants, options, plugins, plan, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+
+
+def _run_serially(spec: ExperimentSpec, variants: Sequence[Variant], options: RunOptions,
+                  plugins: Plugins, plan: RepeatPlan, progress: Progress | None
+                  ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+    """Every variant's set in this process, one run at a time."""
+    exp_dir = options.runs_dir.absolute() / spec.name
+    summaries: list[SetSummary] = []
+    failures: list[BenchDriverError] = []
+    index = _write_index(exp_dir, spec)
+    for variant in variants:
+        summary = run_set(variant.task, options, plugins, exp_dir / variant.name, plan,
+                          _header(spec, variant), progress)
+        summaries.append(summary)
+        failures += publish(plugins, "report_set", summary, options.report)
+        index = _write_index(exp_dir, spec)
+        if summary.exit_code() >= 128:  # interrupted: stop, a later run resumes
+            break
     return index, summaries, failures
 
 
@@ -332,14 +319,16 @@ def _header(spec: ExperimentSpec, variant: Variant) -> SetSummary:
 
 
 def _run_launched(spec: ExperimentSpec, variants: Sequence[Variant], options: RunOptions,
-                  plugins: Plugins, plan: RepeatPlan, launch: Launch, lock_fd: int
-                  ) -> tuple[ExperimentIndex, list[SetSummary], list[BenchDriverError]]:
+                  plugins: Plugins, plan: RepeatPlan, launch: Launch, lock_fd: int,
+                  compact: bool) -> tuple[ExperimentIndex, list[SetSummary],
+                                          list[BenchDriverError]]:
     """Every variant's runs through a backend (the workers inherit the lock)."""
     from driver.experiments.parallel import SetToRun, run_sets
 
     exp_dir = options.runs_dir.absolute() / spec.name
     sets = [SetToRun(v.task, exp_dir / v.name, _header(spec, v)) for v in variants]
-    summaries = run_sets(sets, options, plugins, plan, launch.backend, launch.jobs, (lock_fd,))
+    summaries = run_sets(sets, options, plugins, plan, launch.backend, launch.jobs, (lock_fd,),
+                         compact)
     failures: list[BenchDriverError] = []
     for summary in summaries:
         failures += publish(plugins, "report_set", summary, options.report)
@@ -367,33 +356,3 @@ def _write_index(exp_dir: Path, spec: ExperimentSpec) -> ExperimentIndex:
                             str(exp_dir))
     index.save(exp_dir / "experiment.json")
     return index
-
-
-# --- the command line ---------------------------------------------------------------------------
-
-
-def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: Mapping[str, str],
-                    make_options: Callable[[TaskSpec], RunOptions]) -> int:
-    """``bench-driver --experiment NAME``: validate everything, then run or resume it."""
-    methods = plugins.registry("compute_methods")
-    spec = load_experiment(config, args.experiment, methods)
-    points = select_points(spec, args.benchmark, parse_fix(args.fix))
-    variants = build_variants(config, spec, methods, overrides, points)
-    options = make_options(variants[0].task)
-    plan = plan_from_args(args, spec.repetitions, spec.warmup)
-    launch = launch_from(args, plugins)
-    try:
-        index, summaries, failures = run_experiment(spec, variants, options, plugins, plan,
-                                                    args.restart, launch)
-    finally:
-        if launch is not None:
-            launch.backend.close()
-    failures += publish(plugins, "report_experiment", index, summaries, options.report)
-    print(f"bench-driver: experiment directory: {index.directory}", file=sys.stderr)
-    code = next((c for c in (s.exit_code() for s in summaries) if c), ExitCode.OK)
-    return report_errors(failures, code)
-
-
-def parse_fix(pairs: Sequence[str]) -> dict[str, str]:
-    """``["searcher=rea"]`` from ``--fix`` -> ``{"searcher": "rea"}``."""
-    return parse_overrides(pairs, "--fix", "searcher=rea")

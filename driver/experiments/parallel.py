@@ -26,7 +26,7 @@ from driver.backends import Finished, Placement, RunJob
 from driver.benchmark import RunOptions, requested_gpus
 from driver.config import TaskSpec
 from driver.errors import ConfigError, StorageError
-from driver.experiments.progress import Progress
+from driver.experiments.progress import Progress, status_text
 from driver.experiments.repetitions import (RepeatPlan, finish_set, finished_record,
                                             fresh_run_dir)
 from driver.experiments.summary import SetRun, SetSummary
@@ -57,11 +57,12 @@ class _Slot:
 
 
 def run_sets(sets: Sequence[SetToRun], options: RunOptions, plugins: Plugins, plan: RepeatPlan,
-             backend: Any, jobs: int, keep_fds: Sequence[int] = ()) -> list[SetSummary]:
+             backend: Any, jobs: int, keep_fds: Sequence[int] = (),
+             compact: bool = False) -> list[SetSummary]:
     """Run every unfinished run of *sets* on *backend*, *jobs* at a time; write and return each
     set's summary (in the order of *sets*). *backend* is a guarded
     :class:`~driver.backends.Backend` (*jobs* 0: every run at once); *keep_fds* the experiment
-    lock."""
+    lock; *compact* the console's style (:class:`~driver.experiments.progress.Progress`)."""
     slots = {s.set_dir: _slots(s, options, plan) for s in sets}
     work = [_job(s, slot, options, plugins) for s in sets for slot in slots[s.set_dir]
             if slot.kept is None]
@@ -70,7 +71,8 @@ def run_sets(sets: Sequence[SetToRun], options: RunOptions, plugins: Plugins, pl
         fresh_run_dir(slot.run_dir)
     if work and options.on_start is not None:
         options.on_start()  # the reporters' begin(), once, before the first run
-    records = _schedule(work, backend, jobs or max(1, len(work)), pool, tuple(keep_fds))
+    records = _schedule(work, backend, jobs or max(1, len(work)), pool, tuple(keep_fds),
+                        compact)
     return [_summary(s, slots[s.set_dir], records, plan) for s in sets]
 
 
@@ -78,7 +80,8 @@ def _slots(s: SetToRun, options: RunOptions, plan: RepeatPlan) -> list[_Slot]:
     found = []
     for kind, index, dirname in plan.slots():
         seed = plan.base_seed + index
-        kept = finished_record(s.set_dir / dirname, s.task, options, seed, index)
+        kept = finished_record(s.set_dir / dirname, s.task, options, seed, index,
+                               plan.keep_failed)
         found.append(_Slot(kind, index, seed, s.set_dir / dirname, kept))
     return found
 
@@ -143,12 +146,13 @@ def _gpu_pool(work: Sequence[RunJob], options: RunOptions) -> _GpuPool:
 
 
 def _schedule(work: Sequence[RunJob], backend: Any, jobs: int, pool: _GpuPool | None,
-              keep_fds: tuple[int, ...]) -> dict[str, RunRecord]:
-    """Run *work* on *backend*; the record of every run that started, by key."""
+              keep_fds: tuple[int, ...], compact: bool = False) -> dict[str, RunRecord]:
+    """Run *work* on *backend*, *jobs* at a time; the record of every run that started, by
+    key."""
     pending = deque(work)
     live: dict[str, tuple[str, ...]] = {}  # key -> its leased devices
     done: dict[str, RunRecord] = {}
-    progress = Progress(len(work), jobs)
+    progress = Progress(len(work), jobs, compact=compact)
     try:
         with StopRequests().installed() as stop:
             while pending or live:
@@ -167,7 +171,8 @@ def _schedule(work: Sequence[RunJob], backend: Any, jobs: int, pool: _GpuPool | 
                     if pool is not None:
                         pool.give_back(devices)
                     done[finished.job.key] = record = _record_of(finished)
-                    progress.ended(finished.job.key, _status_text(record))
+                    progress.ended(finished.job.key, status_text(record),
+                                   record.status == results.OK)
     finally:
         progress.close()
     return done
@@ -197,11 +202,6 @@ def _record_of(finished: Finished) -> RunRecord:
         record = record.with_storage_error(exc)
         print(f"bench-driver: error: {exc}", file=sys.stderr)
     return record
-
-
-def _status_text(record: RunRecord) -> str:
-    why = f": {record.errors[-1]}" if record.status != results.OK and record.errors else ""
-    return f"{record.status}{why}"
 
 
 def _gpus_text(devices: Sequence[str]) -> str:

@@ -17,12 +17,13 @@ import shutil
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from driver import results
 from driver.benchmark import RunOptions, new_run_dir, requested_gpus, run_benchmark
 from driver.config import BUILTIN_PARAMS, TaskSpec
 from driver.errors import BenchDriverError, ConfigError, ExitCode, PluginError
+from driver.experiments.progress import Progress, status_text
 from driver.experiments.summary import SetRun, SetSummary, record_metas
 from driver.plugins import Plugins
 from driver.report import publish
@@ -40,6 +41,7 @@ class RepeatPlan:
     warmup: int = 0
     base_seed: int = 0
     statistic: str = "median"
+    keep_failed: bool = False  # resuming keeps finished runs that failed, instead of rerunning
 
     def slots(self) -> list[tuple[str, int, str]]:
         """``(kind, index, directory name)`` of every run, warmups first."""
@@ -48,20 +50,28 @@ class RepeatPlan:
 
 
 def run_set(task: TaskSpec, options: RunOptions, plugins: Plugins, set_dir: Path,
-            plan: RepeatPlan, header: SetSummary | None = None) -> SetSummary:
+            plan: RepeatPlan, header: SetSummary | None = None,
+            progress: Progress | None = None) -> SetSummary:
     """Run the set's unfinished runs into *set_dir*, write its summary.json, report it and
     return it. Stops at the first interrupted run: the summary then says ``complete`` false.
 
-    *header* names the experiment and variant the set belongs to, if any.
+    *header* names the experiment and variant the set belongs to, if any; *progress* counts the
+    runs (else each start is a line).
     """
     runs: list[tuple[SetRun, RunRecord]] = []
     for kind, index, dirname in plan.slots():
         seed = plan.base_seed + index
-        record = finished_record(set_dir / dirname, task, options, seed, index)
+        record = finished_record(set_dir / dirname, task, options, seed, index, plan.keep_failed)
         resumed = record is not None
         if record is None:
-            _progress(header, task, kind, index, plan, seed)
+            key = str(set_dir / dirname)
+            if progress is None:
+                _progress(header, task, kind, index, plan, seed)
+            else:
+                progress.started(key, f"{_label(header, task)} {kind} {index} (seed {seed})")
             record = _run_once(task, options, plugins, set_dir / dirname, seed, index)
+            if progress is not None:
+                progress.ended(key, status_text(record), record.status == results.OK)
         runs.append((SetRun.of(kind, index, seed, record, resumed), record))
         if record.status == results.INTERRUPTED or record.signal:  # the user asked to stop
             break
@@ -75,10 +85,6 @@ def finish_set(task: TaskSpec, set_dir: Path, plan: RepeatPlan,
     metas: dict[str, dict[str, Any]] = {}
     for _, record in runs:
         metas.update(record_metas(record))
-    kept = sum(1 for r, _ in runs if r.resumed)
-    if kept:
-        print(f"bench-driver: {_label(header, task)}: kept {kept} finished run(s) from before",
-              file=sys.stderr)
     start = header or SetSummary(task.name, 0, 0, 0, "", (), {})
     summary = SetSummary.build(replace(start, task=task.name, repetitions=plan.repetitions,
                                        warmup=plan.warmup, base_seed=plan.base_seed,
@@ -89,8 +95,9 @@ def finish_set(task: TaskSpec, set_dir: Path, plan: RepeatPlan,
 
 
 def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: int,
-                    index: int) -> RunRecord | None:
-    """The record of a finished run in *run_dir*, None if it must run (again).
+                    index: int, keep_failed: bool = False) -> RunRecord | None:
+    """The record of a finished run in *run_dir*, None if it must run (again): a run that did
+    not finish, or one that failed (any status but ``ok``) unless *keep_failed*.
 
     A finished run that measured something else than the set measures now (the command, a
     metric's pattern or compute method, a parameter, the task's environment or the number of
@@ -98,6 +105,45 @@ def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: in
     configurations. What differs per run by design ({seed}, {repetition}, {run_dir}, the GPUs
     a run was leased) is not compared.
     """
+    record = earlier_record(run_dir)
+    if record is None or not (keep_failed or record.status == results.OK):
+        return None
+    changes = _changes(record, task, options, seed, index)
+    if changes:
+        raise ConfigError(
+            f"{run_dir / 'record.json'}: this finished run measured something else than the set "
+            f"measures now:\n"
+            + "".join(f"  {c}\n" for c in changes) + "pass --restart to discard the earlier "
+            "runs of the selected variants, or use another --runs-dir")
+    return record
+
+
+def resume_sets(sets: Sequence[tuple[Path, TaskSpec]], options: RunOptions, plan: RepeatPlan,
+                name: str) -> int:
+    """Check the earlier runs of every set (directory, task) before running any (a stale one is
+    an error), set aside those that failed, to be rerun (unless ``plan.keep_failed``), and say
+    so for experiment *name*. Returns how many runs are kept."""
+    kept = rerun = 0
+    for set_dir, task in sets:
+        for _, slot, dirname in plan.slots():
+            if finished_record(set_dir / dirname, task, options, plan.base_seed + slot, slot,
+                               plan.keep_failed) is not None:
+                kept += 1
+            elif earlier_record(set_dir / dirname) is not None:  # finished, but failed
+                set_aside(set_dir / dirname)
+                rerun += 1
+    if kept or rerun:
+        again = f"; rerunning {rerun} failed run(s) (their directories are kept as REP.failed-N;" \
+            f" --keep-failed keeps failed runs instead)" if rerun else ""
+        which = " (failed ones too: --keep-failed)" if plan.keep_failed else ""
+        print(f"bench-driver: {name}: kept {kept} finished run(s) from before{which}{again}",
+              file=sys.stderr)
+    return kept
+
+
+def earlier_record(run_dir: Path) -> RunRecord | None:
+    """The record a finished run left in *run_dir*; None when there is none, the run did not
+    finish, or it was killed while writing it. A record of another version is an error."""
     path = run_dir / "record.json"
     if not path.is_file():
         return None
@@ -107,15 +153,17 @@ def finished_record(run_dir: Path, task: TaskSpec, options: RunOptions, seed: in
         if _unreadable(path):
             return None  # a run killed while writing its record: run it again
         raise  # a record of another version or kind is an error, not a rerun
-    if not record.finished:
-        return None
-    changes = _changes(record, task, options, seed, index)
-    if changes:
-        raise ConfigError(
-            f"{path}: this finished run measured something else than the set measures now:\n"
-            + "".join(f"  {c}\n" for c in changes) + "pass --restart to discard the earlier "
-            "runs of the selected variants, or use another --runs-dir")
-    return record
+    return record if record.finished else None
+
+
+def set_aside(run_dir: Path) -> Path:
+    """Rename a failed run's directory ``REP.failed-N`` (first free N), before it reruns: its
+    log says why it failed, and resuming never destroys it."""
+    n = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.failed-{n}")).exists():
+        n += 1
+    run_dir.rename(aside)
+    return aside
 
 
 def _unreadable(path: Path) -> bool:
@@ -255,4 +303,5 @@ def plan_from_args(args: Any, repetitions: int, warmup: int) -> RepeatPlan:
     if args.warmup is not None and args.warmup < 0:
         raise ConfigError(f"--warmup {args.warmup}: expected a whole number >= 0")
     return RepeatPlan(args.repetitions or repetitions,
-                      warmup if args.warmup is None else args.warmup, args.seed, args.statistic)
+                      warmup if args.warmup is None else args.warmup, args.seed, args.statistic,
+                      bool(getattr(args, "keep_failed", False)))

@@ -3,7 +3,8 @@ and the ``plot`` subcommand (``bench-driver plot RUN_DIR``).
 
 With ``--plot auto`` (the default) runs shorter than :data:`MIN_DURATION_S` are not drawn:
 importing matplotlib and drawing costs about a second, too much to add to every short run (or to
-each of many repetitions), and a run skipped for want of matplotlib says so; ``--plot always``
+each of many repetitions); a run skipped as short, or for want of matplotlib, says so (once per
+invocation); ``--plot always``
 draws every run (and is refused before anything starts when matplotlib is missing), ``--plot
 never`` none. A plot that cannot be drawn is a warning, never a failed run.
 """
@@ -31,20 +32,31 @@ INSTALL = "pip install 'bench-driver[plot]'"
 
 
 def _have_matplotlib() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # a broken or half-removed installation
+        return False
 
 
 class TimelinePlot(Reporter):
     """Writes ``RUN_DIR/timeline.png`` beside ``timeline.csv``."""
 
+    def __init__(self) -> None:
+        self._said: set[str] = set()  # each "not drawn" note once per driver process
+
     def report(self, record: RunRecord, settings: ReportSettings) -> None:
         mode = settings.option("plot", "auto")
-        if mode == "never" or (mode == "auto" and record.duration_s < MIN_DURATION_S):
-            return
         stream = settings.stream or sys.stderr
+        if mode == "never":
+            return
+        if mode == "auto" and record.duration_s < MIN_DURATION_S:
+            self._note("short", f"no timeline plot for runs under {MIN_DURATION_S:g} s with "
+                       f"--plot auto (this one took {record.duration_s:.1f} s); --plot always "
+                       f"draws every run, bench-driver plot RUN_DIR draws one later", stream)
+            return
         if not _have_matplotlib():
-            print(f"bench-driver: note: no timeline plot (matplotlib is not installed: "
-                  f"{INSTALL})", file=stream)
+            self._note("matplotlib", f"no timeline plot (matplotlib is not installed: "
+                       f"{INSTALL})", stream)
             return
         from plugins.timeline_plot.draw import plot_timeline
 
@@ -52,6 +64,11 @@ class TimelinePlot(Reporter):
             plot_timeline(Path(record.run_dir))
         except ConfigError as exc:
             print(f"bench-driver: warning: no timeline plot: {exc}", file=stream)
+
+    def _note(self, why: str, text: str, stream: Any) -> None:
+        if why not in self._said:
+            self._said.add(why)
+            print(f"bench-driver: note: {text}", file=stream)
 
 
 class PlotCommand(Command):

@@ -40,7 +40,7 @@ def plot_timeline(run_dir: Path) -> Path:
     if gpus:
         _draw_gpus(axes[1], series, gpus)
     axes[-1].set_xlabel("time since sampling started (s)")
-    figure.suptitle(f"{_title(run_dir)}: memory over time")
+    figure.suptitle(f"{plot_title(run_dir)}: memory over time")
     image = run_dir / IMAGE
     png = io.BytesIO()
     figure.savefig(png, format="png", dpi=110)
@@ -48,12 +48,20 @@ def plot_timeline(run_dir: Path) -> Path:
     return image
 
 
-def _title(run_dir: Path) -> str:
-    """``TASK (run RUN)`` from the run's record, or the directory's name."""
+def plot_title(run_dir: Path) -> str:
+    """What the run measured, in the user's words: ``TASK``, with the experiment, variant and
+    repetition of a run of an experiment (``RUNS/EXPERIMENT/VARIANT/REP``) or the repetition of
+    a set; the directory's name when the run has no record."""
     try:
-        return f"{load_record(run_dir).task} (run {run_dir.name})"
+        task = load_record(run_dir).task
     except ConfigError:
         return run_dir.name
+    kind = "warmup " + run_dir.name[len("warmup-"):] if run_dir.name.startswith("warmup-") \
+        else f"repetition {run_dir.name}" if run_dir.name.isdigit() else ""
+    experiment = run_dir.parent.parent
+    if kind and (experiment / "experiment.json").is_file():
+        return f"{task}, {experiment.name}/{run_dir.parent.name} ({kind})"
+    return f"{task} ({kind})" if kind else task
 
 
 def read_timeline(path: Path) -> dict[str, list[float]]:
