@@ -8,7 +8,6 @@ command-line arguments.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence
 
 from driver.benchmark import RunOptions
@@ -64,7 +63,7 @@ def main_experiment(args: Any, config: TaskConfig, plugins: Plugins, overrides: 
     if compact:  # the output of every run is in its output.log
         from driver.noise import warn_once_per_check
 
-        options = replace(options, echo=ECHO_OFF)
+        options = options._replace(echo=ECHO_OFF)
         warn_once_per_check()
     plan = plan_from_args(args, spec.repetitions, spec.warmup)
     launch = launch_from(args, plugins)
