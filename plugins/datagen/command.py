@@ -133,7 +133,11 @@ def _train(profile: Profile, directory: Path, taskids: Sequence[int], epochs: in
 
 
 def _print(line: str) -> None:
-    print(line, flush=True)
+    """One write per line: the lines of parallel workers on one pipe never mix."""
+    import sys
+
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def _emit_slurm(profile: Profile, left: Sequence[object], args: argparse.Namespace) -> int:
