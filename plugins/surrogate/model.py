@@ -19,6 +19,10 @@ from driver.errors import ConfigError, DataError
 
 #: The model's settings (scikit-learn's defaults but the seed; see benchmarks/surrogate.py).
 MODEL_OPTIONS: dict[str, Any] = {"random_state": 0}
+#: OpenMP threads for fitting and predicting: one. These fits are small (a second on one core);
+#: on a loaded machine OpenMP's spinning threads made the same fit 20x slower (measured here:
+#: 1.2 s with one thread, 26 s with two, on 2 busy cores).
+THREADS = 1
 
 
 @dataclass
@@ -106,10 +110,12 @@ class Surrogate:
     def fit(self, rows: Rows) -> Surrogate:
         """Fit one model per metric of *rows*."""
         from sklearn.ensemble import HistGradientBoostingRegressor
+        from threadpoolctl import threadpool_limits
 
         x = self.features(rows.configs, rows.epochs)
-        for metric, values in rows.targets.items():
-            self.models[metric] = HistGradientBoostingRegressor(**MODEL_OPTIONS).fit(x, values)
+        with threadpool_limits(THREADS):
+            for metric, values in rows.targets.items():
+                self.models[metric] = HistGradientBoostingRegressor(**MODEL_OPTIONS).fit(x, values)
         return self
 
     def predict(self, metric: str, configs: Sequence[Any],
@@ -118,7 +124,10 @@ class Surrogate:
         if metric not in self.models:
             raise ConfigError(f"surrogate: no model of {metric!r}; it predicts "
                               f"{', '.join(self.models)}")
-        return [float(v) for v in self.models[metric].predict(self.features(configs, epochs))]
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(THREADS):
+            return [float(v) for v in self.models[metric].predict(self.features(configs, epochs))]
 
 
 def split_cells(rows: Rows, train_cells: int, seed: int) -> tuple[set[int], set[int]]:
