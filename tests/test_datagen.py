@@ -50,7 +50,7 @@ def test_samples_are_fixed_by_taskid_and_model_idx() -> None:
 @pytest.mark.parametrize(("table", "message"), [
     ({"stream": 2}, "unknown key 'stream' (did you mean 'streams'?)"),
     ({"streams": 0}, "streams = 0: must be >= 1"),
-    ({"samples": "4"}, "samples = '4': expected a int"),
+    ({"samples": "4"}, "samples = '4': expected a whole number"),
     ({"datasets": ["cifar10-vaild"]}, "unknown data set 'cifar10-vaild' (did you mean "
                                       "'cifar10-valid'?)"),
     ({"mode": "toys"}, "mode = 'toys' (did you mean 'toy'?)"),

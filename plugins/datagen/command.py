@@ -63,7 +63,7 @@ def _init(profile: Profile, directory: Path, plugins: Plugins) -> int:
                           f"space{did_you_mean(profile.space, registry)}; registered: "
                           f"{', '.join(sorted(registry))}")
     space = plugins.get("search_spaces", profile.space).create()
-    samples = init_profile(profile, directory, space)
+    samples = init_profile(profile, directory, space)  # type: ignore[arg-type]  # guarded
     print(f"datagen {profile.name}: {len(samples)} samples ({profile.streams} taskid(s) from "
           f"{profile.first_taskid} x {profile.samples}) in {directory}")
     return ExitCode.OK

@@ -64,12 +64,14 @@ class Profile:
         return document
 
 
+_KINDS: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "str": str}
 _TYPES: dict[str, type | tuple[type, ...]] = {
-    f.name: {"int": int, "float": (int, float), "str": str}.get(str(f.type), tuple)
-    for f in fields(Profile)
-}
-_POSITIVE = ("streams", "samples", "epochs", "channels", "cells_per_stage", "threads",
-             "cpus_per_job", "memory_mib", "estimate_s_per_epoch", "job_hours")
+    f.name: _KINDS.get(str(f.type), tuple) for f in fields(Profile)}
+#: The lowest value of each number: >= 1 for counts, > 0 (``None``) for amounts.
+_AT_LEAST: dict[str, float | None] = {
+    "streams": 1, "samples": 1, "epochs": 1, "channels": 1, "cells_per_stage": 1, "threads": 1,
+    "cpus_per_job": 1, "memory_mib": 1, "first_taskid": 0, "estimate_s_per_epoch": None,
+    "job_hours": None}
 
 
 def load_profiles(tables: Mapping[str, Any], path: Path) -> dict[str, Profile]:
@@ -116,14 +118,14 @@ def _checked(where: str, key: str, value: Any) -> Any:
         return tuple(value)
     expected = _TYPES[key]
     if isinstance(value, bool) or not isinstance(value, expected):
-        kind = getattr(expected, "__name__", "number")
-        raise ConfigError(f"{where} {key} = {value!r}: expected a {kind}")
-    if key in _POSITIVE and value < 1 and key not in ("estimate_s_per_epoch", "job_hours"):
-        raise ConfigError(f"{where} {key} = {value!r}: must be >= 1")
-    if key in ("estimate_s_per_epoch", "job_hours") and not value > 0:
-        raise ConfigError(f"{where} {key} = {value!r}: must be > 0")
-    if key == "first_taskid" and value < 0:
-        raise ConfigError(f"{where} first_taskid = {value!r}: must be >= 0")
+        kind = "a whole number" if expected is int else "a string" if expected is str else "a number"
+        raise ConfigError(f"{where} {key} = {value!r}: expected {kind}")
+    if key in _AT_LEAST:
+        lowest, number = _AT_LEAST[key], float(value)  # type: ignore[arg-type]  # int or float
+        if lowest is None and not number > 0:
+            raise ConfigError(f"{where} {key} = {value!r}: must be > 0")
+        if lowest is not None and number < lowest:
+            raise ConfigError(f"{where} {key} = {value!r}: must be >= {lowest}")
     return value
 
 

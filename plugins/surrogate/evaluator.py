@@ -39,7 +39,7 @@ class SurrogateEvaluator(Evaluator):
         self.surrogate, self.quality = fit_with_quality(self.space, rows, encoding,
                                                         train_cells, seed)
         self._cost_scale = cost_epochs / NB201_EPOCHS
-        self._cache: dict[tuple[Any, int | None], tuple[float, float]] = {}
+        self._cache: dict[int | None, dict[Any, tuple[float, float]]] = {}
         if log is not None:
             log(self.quality.line())
 
@@ -62,20 +62,37 @@ class SurrogateEvaluator(Evaluator):
         epoch = None if self.epochs is None else (
             self.epochs if trial.fidelity is None
             else min(self.epochs, max(1, round(trial.fidelity))))
-        key = (trial.config, epoch)
-        if key not in self._cache:
-            self._cache[key] = self._predict(trial.config, epoch)
-        value, cost_s = self._cache[key]
+        answers = self._answers(epoch)
+        if trial.config not in answers:
+            answers.update(self._predict([trial.config], epoch))
+        value, cost_s = answers[trial.config]
         return TrialResult(trial, value, cost_s, {"predicted": True, "epoch": epoch})
 
-    def _predict(self, config: Any, epoch: int | None) -> tuple[float, float]:
-        epochs = None if epoch is None else [epoch]
-        value = self.surrogate.predict("valid_accuracy", [config], epochs)[0]
+    def _answers(self, epoch: int | None) -> dict[Any, tuple[float, float]]:
+        """The predictions at *epoch*; for a space that lists its cells (NB201, a table's),
+        all of them at once: one batch costs what about 50 single predictions cost."""
+        if epoch not in self._cache:
+            cells = self._cells()
+            self._cache[epoch] = {} if cells is None else self._predict(cells, epoch)
+        return self._cache[epoch]
+
+    def _cells(self) -> list[Any] | None:
+        from plugins.datagen.table import TableSpace
+        from plugins.nas201.space import all_archs
+
+        if isinstance(self.space, TableSpace):
+            return self.space.configs
+        return list(all_archs()) if self.space.name == "nb201" else None
+
+    def _predict(self, configs: list[Any], epoch: int | None) -> dict[Any, tuple[float, float]]:
+        epochs = None if epoch is None else [epoch] * len(configs)
+        values = self.surrogate.predict("valid_accuracy", configs, epochs)
         if epoch is None:
-            cost = self.surrogate.predict("train_time_s", [config])[0] * self._cost_scale
+            costs = [c * self._cost_scale
+                     for c in self.surrogate.predict("train_time_s", configs)]
         else:
-            cost = self.surrogate.predict("time_s", [config], epochs)[0]
-        return value, max(cost, 0.0)
+            costs = self.surrogate.predict("time_s", configs, epochs)
+        return {c: (v, max(cost, 0.0)) for c, v, cost in zip(configs, values, costs)}
 
     def max_fidelity(self) -> float | None:
         """The table's epochs (None for the NB201 data: it has one fidelity)."""
