@@ -76,3 +76,16 @@ class _Interval(SearchSpace):
         return rng.random()
     with pytest.raises(DataError, match="no merged table"):
         make_evaluator(None, source="/nonexistent/benchmark.sqlite")
+
+
+def test_the_benchmark_runs_in_its_quick_mode(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "surrogate.py"
+    done = subprocess.run([sys.executable, str(script), "--quick"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "KENDALL_TAU nb201 cifar10-valid 200 training cells = 0." in done.stdout
+    assert "rea on the surrogate, 2000 s budget, 3 seeds" in done.stdout
