@@ -10,13 +10,15 @@ Importing this module is cheap: numpy, torch and sqlite3 are imported by the cod
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from driver.commands import Command
 from driver.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from driver.commands import Command
     from driver.config import TaskConfig
+    from driver.plugins import Plugins
     from driver.search import Evaluator
 
 
@@ -27,16 +29,42 @@ def bench_driver_register_config_tables() -> dict[str, str]:
 
 @hookimpl
 def bench_driver_configure(options: argparse.Namespace, config: TaskConfig | None) -> None:
-    if config is not None:
+    if config is not None and "datagen" in config.tables:  # no profile: nothing to import
         from plugins.datagen.profile import load_profiles
 
         load_profiles(config.tables, config.path)
 
 
+class DatagenCommand(Command):
+    """Generate NAS benchmark data for a ``[datagen.NAME]`` profile (docs/datagen.md)."""
+
+    help = "generate NAS benchmark data for a [datagen.NAME] profile: init, run, merge"
+    description = (
+        "init: draw the profile's configurations and seeds into its directory; "
+        "run --epochs E: train them to epoch E of the profile's schedule (continuing from "
+        "checkpoints), or with --emit-slurm DIR write Slurm job scripts packed by the measured "
+        "estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("profile", help="the NAME of a [datagen.NAME] table")
+        parser.add_argument("action", choices=("init", "run", "merge"))
+        parser.add_argument("--config", type=Path, default=Path("task_config.toml"),
+                            help="task config file (default: ./task_config.toml)")
+        parser.add_argument("--epochs", type=int, help="run: train up to this epoch")
+        parser.add_argument("--workers", type=int, default=1,
+                            help="run: taskids trained at once, one process each (default 1)")
+        parser.add_argument("--taskids", help="run: only these taskids (e.g. 0,2,5)")
+        parser.add_argument("--emit-slurm", type=Path, metavar="DIR",
+                            help="run: write sbatch scripts to DIR instead of training")
+
+    def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
+        from plugins.datagen.command import run_datagen
+
+        return run_datagen(args, plugins)
+
+
 @hookimpl
 def bench_driver_register_commands() -> dict[str, Command]:
-    from plugins.datagen.command import DatagenCommand
-
     return {"datagen": DatagenCommand()}
 
 

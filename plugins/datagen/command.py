@@ -1,4 +1,5 @@
-"""``bench-driver datagen NAME init|run|merge``: the command line of the datagen plugin."""
+"""``bench-driver datagen NAME init|run|merge``: what each action does (the arguments are in
+``plugins/datagen/__init__.py``, so that building the command line imports nothing more)."""
 
 from __future__ import annotations
 
@@ -6,50 +7,26 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from driver.commands import Command
 from driver.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
     from driver.plugins import Plugins
     from plugins.datagen.profile import Profile
 
-ACTIONS = ("init", "run", "merge")
 
+def run_datagen(args: argparse.Namespace, plugins: Plugins) -> int:
+    """``bench-driver datagen NAME ACTION``: read the profile, then do ACTION."""
+    from driver.config import load_config
+    from plugins.datagen.profile import profile_directory, profile_named
 
-class DatagenCommand(Command):
-    """Generate NAS benchmark data for a ``[datagen.NAME]`` profile (docs/datagen.md)."""
-
-    help = "generate NAS benchmark data for a [datagen.NAME] profile: init, run, merge"
-    description = (
-        "init: draw the profile's configurations and seeds into its directory; "
-        "run --epochs E: train them to epoch E of the profile's schedule (continuing from "
-        "checkpoints), or with --emit-slurm DIR write Slurm job scripts packed by the measured "
-        "estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
-
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("profile", help="the NAME of a [datagen.NAME] table")
-        parser.add_argument("action", choices=ACTIONS)
-        parser.add_argument("--config", type=Path, default=Path("task_config.toml"),
-                            help="task config file (default: ./task_config.toml)")
-        parser.add_argument("--epochs", type=int, help="run: train up to this epoch")
-        parser.add_argument("--workers", type=int, default=1,
-                            help="run: taskids trained at once, one process each (default 1)")
-        parser.add_argument("--taskids", help="run: only these taskids (e.g. 0,2,5)")
-        parser.add_argument("--emit-slurm", type=Path, metavar="DIR",
-                            help="run: write sbatch scripts to DIR instead of training")
-
-    def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
-        from driver.config import load_config
-        from plugins.datagen.profile import profile_directory, profile_named
-
-        config = load_config(args.config, plugins.registry("config_tables"))
-        profile = profile_named(config.tables, config.path, args.profile)
-        directory = profile_directory(profile, config.path)
-        if args.action == "init":
-            return _init(profile, directory, plugins)
-        if args.action == "merge":
-            return _merge(profile, directory)
-        return _run(profile, directory, args)
+    config = load_config(args.config, plugins.registry("config_tables"))
+    profile = profile_named(config.tables, config.path, args.profile)
+    directory = profile_directory(profile, config.path)
+    if args.action == "init":
+        return _init(profile, directory, plugins)
+    if args.action == "merge":
+        return _merge(profile, directory)
+    return _run(profile, directory, args)
 
 
 def _init(profile: Profile, directory: Path, plugins: Plugins) -> int:
