@@ -10,7 +10,7 @@ of the table evaluator (the surrogate models the mean over runs, not one run's n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from driver.errors import ConfigError
 from driver.search import Evaluator, SearchSpace, Trial, TrialResult
@@ -27,7 +27,7 @@ class SurrogateEvaluator(Evaluator):
     def __init__(self, space: SearchSpace | None = None, source: str = "nb201",
                  dataset: str = "cifar10-valid", train_cells: int = 1000, seed: int = 0,
                  encoding: str = "", cost_epochs: float = 12,
-                 log: Any = print) -> None:
+                 log: Callable[[str], None] | None = print) -> None:
         from plugins.surrogate.features import check_encoding
 
         if not cost_epochs > 0:
