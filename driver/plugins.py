@@ -49,6 +49,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.searchers",
     "plugins.backends",
     "plugins.weight_sharing",
+    "plugins.datagen",
+    "plugins.surrogate",
 )
 
 #: Registry kind -> the hook that fills it.

@@ -33,8 +33,9 @@ def _resolved_tasks() -> dict[str, Any]:
     from driver.config import load_config
     from driver.plugins import load_plugins
 
-    config = load_config(TOML)
-    methods = load_plugins(autoload=False).registry("compute_methods")
+    plugins = load_plugins(autoload=False)
+    config = load_config(TOML, plugins.registry("config_tables"))  # as the CLI reads it
+    methods = plugins.registry("compute_methods")
     return {name: config.task(name, methods) for name in IMAGE_TASKS}
 
 
