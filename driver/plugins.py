@@ -50,6 +50,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.searchers",
     "plugins.backends",
     "plugins.weight_sharing",
+    "plugins.history",
+    "plugins.html_report",
 )
 
 #: Registry kind -> the hook that fills it.
