@@ -94,8 +94,14 @@ def check_latest(points: Sequence[Point], options: CheckOptions) -> list[Verdict
 
 
 def step_starts(series: Sequence[Point], options: CheckOptions) -> list[int]:
-    """Indices of the points where a regression starts (each point judged against the points
-    before it; of consecutive flagged points only the first is a step)."""
-    flagged = [judge(p.key, series[max(0, i - options.lookback):i], p, options).verdict ==
-               REGRESSION for i, p in enumerate(series)]
-    return [i for i, flag in enumerate(flagged) if flag and (i == 0 or not flagged[i - 1])]
+    """Indices of the points where a regression starts. Each point is judged against the points
+    before it since the last step (either way): after a step the new level becomes the
+    baseline, so one regression is marked once, where it starts."""
+    starts, since = [], 0
+    for i, point in enumerate(series):
+        window = series[max(since, i - options.lookback):i]
+        verdict = judge(point.key, window, point, options).verdict
+        if verdict in (REGRESSION, IMPROVEMENT):
+            since = i
+            starts += [i] if verdict == REGRESSION else []
+    return starts

@@ -86,6 +86,8 @@ def _import_file(history: History, path: Path, done: Imported, in_sets: set[str]
         if str(Path(record.run_dir).absolute()) not in in_sets:
             history.add_run(record, source="import")
             done.runs += 1
+    elif (path.parent / "record.json").is_file():
+        pass  # a run's own flat result: its record.json holds the same values and more
     elif _import_flat(history, path):
         done.flat += 1
     else:
