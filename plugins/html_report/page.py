@@ -2,7 +2,8 @@
 nothing loaded from the network, so it opens offline, from disk, in any browser).
 
 The script builds the table of contents, the series filter, and marks each section
-``data-rendered="yes"`` once it holds a chart, a table or its empty note; a script error is caught
+``data-rendered="yes"`` once it holds a chart, a table or its empty note (``data-items``: how
+many charts and tables); a script error is caught
 (``window.onerror``) and written into ``#script-errors``, where a reader, and the browser test,
 sees it. ``<body data-ready="yes">`` says the script ran to the end.
 """
@@ -51,7 +52,7 @@ SCRIPT = """
     nav.appendChild(link);
     var filled = section.querySelector("svg, table, p.empty");
     section.dataset.rendered = filled ? "yes" : "no";
-    section.dataset.charts = String(section.querySelectorAll("svg").length);
+    section.dataset.items = String(section.querySelectorAll("svg, table").length);
   });
   var filter = document.getElementById("series-filter");
   if (filter) {
