@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from driver.experiments.summary import ExperimentIndex, SetSummary
     from driver.results import RunRecord
 
+#: Regression detection (plugins.history.check, docs/history.md): earlier points a value is
+#: judged against, the fewest that allow a verdict, and the noise units a regression exceeds.
+LOOKBACK = 20
+MIN_HISTORY = 5
+Z_THRESHOLD = 4.0
 TABLE_KEYS: dict[str, type] = {"enabled": bool, "path": str}
 
 

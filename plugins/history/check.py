@@ -17,16 +17,24 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from driver.experiments.compare import (IMPROVEMENT, NEW, NOT_SIGNIFICANT, REGRESSION, UNCHECKED,
-                                        WITHIN, Sample, Threshold, Verdict, default_direction)
+                                        WITHIN, Comparison, Sample, Threshold, Verdict,
+                                        default_direction)
 
 if TYPE_CHECKING:
     from plugins.history.store import Point
 
-LOOKBACK = 20
-MIN_HISTORY = 5
-Z_THRESHOLD = 4.0
+from plugins.history import LOOKBACK, MIN_HISTORY, Z_THRESHOLD
 #: MAD * this estimates the standard deviation of normal noise.
 MAD_TO_SIGMA = 1.4826
+
+
+@dataclass(frozen=True)
+class HistoryComparison(Comparison):
+    """``history check``'s verdicts, as reporters receive a comparison (JUnit, Markdown)."""
+
+    @property
+    def title(self) -> str:
+        return f"bench-driver history check: {self.baseline}"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class ReportCommand(Command):
                    "pivots, NAS anytime curves and Pareto fronts.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        from plugins.history.check import LOOKBACK, Z_THRESHOLD
+        from plugins.history import LOOKBACK, Z_THRESHOLD
         from plugins.history.command import add_database_options
 
         parser.add_argument("-o", "--output-dir", type=Path, metavar="DIR",

@@ -48,7 +48,7 @@ def trends(points: Sequence[Point], options: CheckOptions) -> str:
     """Per series: values over commits and time, the spread of repetitions as a band, the
     points where a regression starts circled in red; then a table of those regressions."""
     from plugins.history.check import series_of, step_starts
-    from plugins.history.command import short_commit
+    from plugins.history.actions import short_commit
 
     if not points:
         return empty("No values yet: run a task, or `bench-driver history import DIR`.")
