@@ -134,3 +134,23 @@ def test_reading_commands_refuse_a_missing_history(tmp_path: Path, cli) -> None:
     for command in (("history",), ("history", "check"), ("report",)):
         done = cli(*command)
         assert done.returncode == 3 and "no history here" in done.stderr, command
+
+
+def test_a_history_that_cannot_be_written_is_refused_before_the_run(tmp_path: Path, toy,
+                                                                    cli) -> None:
+    (tmp_path / "taken.sqlite").mkdir()  # a directory where the database would go
+    done = cli("--task-name", "toy", "--quiet", "--history-db", "taken.sqlite")
+    assert done.returncode == 3, done.stderr
+    assert "--history-db" in done.stderr and "taken.sqlite" in done.stderr
+    assert not (tmp_path / "bench-runs").exists()
+
+
+def test_a_history_that_fails_during_the_run_keeps_the_run_and_says_so(tmp_path: Path, toy,
+                                                                      cli) -> None:
+    (tmp_path / "h.sqlite").write_text("not a database, and long enough to be read as one " * 40)
+    done = cli("--task-name", "toy", "--quiet", "--history-db", "h.sqlite")
+    assert done.returncode == 9, done.stderr  # a storage error: the history was not written
+    assert done.record["status"] == "ok" and done.result["toy.speed"] == 0.5
+    assert "h.sqlite: not a bench-driver history" in done.record["storage_errors"][0]
+    assert "error: the history was not written: h.sqlite: not a bench-driver history" in \
+        done.stderr

@@ -10,10 +10,11 @@ task_config.toml; ``--history-db PATH`` or ``[history] path`` puts it elsewhere 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from driver.errors import ConfigError
+from driver.errors import BenchDriverError, ConfigError, StorageError
 from driver.hookspecs import hookimpl
 from driver.report import Reporter, ReportSettings
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from driver.config import TaskConfig
     from driver.experiments.summary import ExperimentIndex, SetSummary
     from driver.results import RunRecord
+    from plugins.history.store import History
 
 #: Regression detection (plugins.history.check, docs/history.md): earlier points a value is
 #: judged against, the fewest that allow a verdict, and the noise units a regression exceeds.
@@ -44,33 +46,34 @@ class HistoryReporter(Reporter):
     set (``report_set``), by the launching driver: never by a backend's worker."""
 
     def report(self, record: RunRecord, settings: ReportSettings) -> None:
-        path = history_path(settings)
-        if path is None or settings.in_set:
-            return
-        from plugins.history.store import open_history
-
-        with open_history(path) as history:
-            history.add_run(record)
+        if not settings.in_set:
+            _write(settings, lambda history: history.add_run(record))
 
     def report_set(self, summary: SetSummary, settings: ReportSettings) -> None:
-        path = history_path(settings)
-        if path is None:
-            return
         from plugins.history.importer import records_of
-        from plugins.history.store import open_history
 
-        with open_history(path) as history:
-            history.add_set(summary, records_of(summary))
+        _write(settings, lambda history: history.add_set(summary, records_of(summary)))
 
     def report_experiment(self, experiment: ExperimentIndex, summaries: Sequence[SetSummary],
                           settings: ReportSettings) -> None:
-        path = history_path(settings)
-        if path is None:
-            return
-        from plugins.history.store import open_history
+        _write(settings, lambda history: history.add_experiment(experiment))
 
+
+def _write(settings: ReportSettings, write: Callable[[History], None]) -> None:
+    """Open the history (when it is on) and *write*; a failure is said on the console (it
+    comes after the console's summary) and raised, so that the run records it (exit 9)."""
+    path = history_path(settings)
+    if path is None:
+        return
+    from plugins.history.store import open_history
+
+    try:
         with open_history(path) as history:
-            history.add_experiment(experiment)
+            write(history)
+    except BenchDriverError as exc:
+        print(f"bench-driver: error: the history was not written: {exc}",
+              file=settings.stream or sys.stderr)
+        raise StorageError(str(exc)) from exc
 
 
 @hookimpl
@@ -89,13 +92,23 @@ def bench_driver_register_config_tables() -> dict[str, str]:
 
 @hookimpl
 def bench_driver_configure(options: argparse.Namespace, config: TaskConfig | None) -> None:
+    if not hasattr(options, "no_history"):
+        return  # not a run
     table = config.tables.get("history") if config is not None else None
-    if config is None or table is None or not hasattr(options, "no_history"):
-        return
-    where = f"{config.path}: [history]"
+    if config is not None and table is not None:
+        _apply_table(options, config, table)
+    path = history_path(ReportSettings(options=options))
+    if path is not None:  # refused before the run rather than failing after it
+        from driver.paths import check_writable
+
+        check_writable(path, "--history-db" if options.history_db else "the history "
+                       "(--no-history turns it off)")
+
+
+def _apply_table(options: argparse.Namespace, config: TaskConfig, table: Any) -> None:
     if not isinstance(table, dict):
         raise ConfigError(f"{config.path}: history = {table!r}: expected a table [history]")
-    _check_table(where, table)
+    _check_table(f"{config.path}: [history]", table)
     if table.get("enabled") is False:
         options.no_history = True
     if options.history_db is None and "path" in table:
