@@ -19,7 +19,7 @@ from plugins.html_report.page import SECTIONS
 from test_history_cli import CONFIG, LONG, TOY
 from test_history_store import fake_record, write_series
 
-INSTALL = "sudo apt-get install -y chromium"
+INSTALL = "apt-get install -y chromium (as root, or with sudo)"
 
 
 def chromium() -> str:

@@ -27,7 +27,8 @@ body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { border-bottom: 1px solid #ccc; } h3 { font-size: 1em;
   overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 0.5em 0; } td, th { border: 1px solid #ddd;
-  padding: 2px 6px; overflow-wrap: anywhere; text-align: left; vertical-align: top; }
+  padding: 2px 6px; overflow-wrap: break-word; text-align: left; vertical-align: top; }
+.pivot { max-width: none; overflow-x: auto; }
 .trend, .pareto, .pivot { display: inline-block; vertical-align: top; margin: 0 1em 1em 0;
   max-width: 660px; }
 .caption, .empty { color: #555; font-size: 0.9em; overflow-wrap: anywhere; }

@@ -62,10 +62,12 @@ class _Frame:
         self.y0, self.y1 = _range(ys)
 
     def x(self, value: float) -> float:
+        """The pixel column of data x *value*."""
         span = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
         return MARGIN_LEFT + (value - self.x0) / (self.x1 - self.x0) * span
 
     def y(self, value: float) -> float:
+        """The pixel row of data y *value* (up is more)."""
         span = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
         return HEIGHT - MARGIN_BOTTOM - (value - self.y0) / (self.y1 - self.y0) * span
 
