@@ -101,8 +101,7 @@ def bench_driver_configure(options: argparse.Namespace, config: TaskConfig | Non
     if path is not None:  # refused before the run rather than failing after it
         from driver.paths import check_writable
 
-        check_writable(path, "--history-db" if options.history_db else "the history "
-                       "(--no-history turns it off)")
+        check_writable(path, "--history-db" if options.history_db else "--runs-dir")
 
 
 def _apply_table(options: argparse.Namespace, config: TaskConfig, table: Any) -> None:
