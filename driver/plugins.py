@@ -51,6 +51,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.weight_sharing",
     "plugins.datagen",
     "plugins.surrogate",
+    "plugins.history",
+    "plugins.html_report",
 )
 
 #: Registry kind -> the hook that fills it.
