@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
 
 from driver import __version__
 from driver.errors import ConfigError, StorageError
@@ -65,8 +64,7 @@ MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
     """One value of a series: a single run's value, or a set's statistic with its spread."""
 
     label: str  # the task, or experiment/variant
