@@ -205,6 +205,7 @@ class _Run:
         self.pump = Pump(pipe_fd, self.log.write_fd, self.scrape.wake, self.wakeup.ring)
         out_fd = console_fd() if self.request.echo != ECHO_OFF else None
         if out_fd is not None:
+            widen_pipe(out_fd)  # a console that is a pipe (`| tee`, CI): fewer hand-offs too
             self.echo = Echo(self.request.echo, self.t0, self.log.read_fd, self.pump, out_fd,
                              on_done=self.wakeup.ring)
         self.pump.start()

@@ -251,3 +251,27 @@ def test_the_quick_exit_keeps_the_exit_code_and_every_line(tmp_path, write_confi
     assert run.returncode == 4, run.stderr  # the command failed
     assert run.stdout.count("x") == 70000  # the echo, flushed before the process ended
     assert "fails: failed" in run.stderr
+
+
+F_GETPIPE_SZ = 1032  # Linux
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_a_console_that_is_a_pipe_is_widened_so_the_echo_keeps_up(train, tmp_path):
+    """``bench-driver ... | tee`` (CI): the echo's pipe gets 1 MiB, not the default 64 KiB, so a
+    fast command's output reaches it in fewer hand-offs (benchmarks/scrape_throughput.py)."""
+    import fcntl
+
+    read_end, write_end = os.pipe()
+    assert fcntl.fcntl(read_end, F_GETPIPE_SZ) == 64 << 10
+    drained = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
+    os.close(read_end)
+    done = subprocess.run([sys.executable, "-m", "driver", "--task-name", "train"], cwd=tmp_path,
+                          stdout=write_end, stderr=subprocess.PIPE, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        assert done.returncode == 0, done.stderr
+        assert fcntl.fcntl(write_end, F_GETPIPE_SZ) == 1 << 20
+    finally:
+        os.close(write_end)
+        drained.wait(timeout=30)
