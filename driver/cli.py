@@ -87,8 +87,8 @@ def console() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):
-            pass  # a reader that went away: the code says what the driver did
+        except (AttributeError, OSError, ValueError):
+            pass  # no such stream, or a reader that went away: the code says what happened
     if _nothing_waits_for_teardown():
         os._exit(code)
     sys.exit(code)
