@@ -181,10 +181,12 @@ def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float |
 
 def print_instructions(run: list[str], work: Path, env: Mapping[str, str]) -> None:
     """Instruction counts: the whole trivial run (its polling loops make this one vary a
-    little), its imports alone, and the stdlib and third-party part of those imports."""
+    little), without the history write, its imports alone, and the stdlib and third-party part
+    of those imports."""
     rows = {
         "python3 -c pass (reference)": [sys.executable, "-c", "pass"],
         "bench-driver, task running `true`": run,
+        "the same with --no-history (prices the history write)": run + ["--no-history"],
         "the driver's imports (cli, pipeline, built-in plugins)":
             [sys.executable, "-c", IMPORTS],
         "of which the stdlib and pluggy they pull in (the floor)":

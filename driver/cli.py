@@ -83,12 +83,11 @@ def console() -> None:
     costs a run ~25M instructions (~8% of its start-up). Every file the driver writes is
     complete by then (atomic writes); a plugin that needs work done at exit registers it with
     :mod:`atexit`, and the exit is then the normal one."""
-    code = main()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass  # no such stream, or a reader that went away: the code says what happened
+    code = main()  # standard output is flushed by main
+    try:
+        sys.stderr.flush()
+    except (AttributeError, OSError, ValueError):
+        pass  # no such stream, or a reader that went away: the code says what happened
     if _nothing_waits_for_teardown():
         os._exit(code)
     sys.exit(code)
@@ -137,10 +136,10 @@ def _main(args_list: list[str]) -> int:
 
 def _unknown_command(word: str, names: Sequence[str]) -> int:
     """A first word that is no command: a typo (``lsit``), never the options of ``run``."""
-    import difflib
+    from driver.errors import closest
 
-    close = difflib.get_close_matches(word, names, n=1, cutoff=0.6)
-    hint = f", did you mean {close[0]!r}?" if close else ""
+    close = closest(word, names)
+    hint = f", did you mean {close!r}?" if close else ""
     print(f"bench-driver: error: unknown command {word!r}{hint} (commands: {', '.join(names)}; "
           f"bench-driver --help)", file=sys.stderr)
     return ExitCode.USAGE

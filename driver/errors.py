@@ -110,7 +110,13 @@ class StorageError(BenchDriverError):
 
 def did_you_mean(value: str, choices: Iterable[object]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest of *choices*, or an empty string."""
+    close = closest(value, choices)
+    return f" (did you mean {close!r}?)" if close else ""
+
+
+def closest(value: str, choices: Iterable[object]) -> str | None:
+    """The one of *choices* that *value* is most likely a misspelling of; None if none is."""
     import difflib
 
     close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None

@@ -56,6 +56,7 @@ def test_samples_are_fixed_by_taskid_and_model_idx() -> None:
     ({"mode": "toys"}, "mode = 'toys' (did you mean 'toy'?)"),
     ({"mode": "full"}, "needs data_dir = 'DIR'"),
     ({"job_hours": 0}, "job_hours = 0: must be > 0"),
+    ({"estimate_s_per_epoch": float("inf")}, "estimate_s_per_epoch = inf: must be > 0 and finite"),
 ])
 def test_a_bad_profile_is_refused_naming_the_key(table: dict, message: str) -> None:
     with pytest.raises(ConfigError, match="x.toml: \\[datagen.p\\]") as error:

@@ -7,6 +7,8 @@ import random
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from driver.experiments.compare import IMPROVEMENT, NEW, REGRESSION, WITHIN
 from plugins.history.check import CheckOptions, check_latest, judge, step_starts
 from plugins.history.store import Point
@@ -116,3 +118,10 @@ def test_history_check_refuses_a_bad_lookback(tmp_path: Path, cli) -> None:
     write_series(tmp_path / "h.sqlite", "speed", [1.0] * 6)
     done = cli("history", "check", "--db", "h.sqlite", "--lookback", "1")
     assert done.returncode == 3 and "--lookback 1 must be >= 2" in done.stderr
+
+
+@pytest.mark.parametrize("command", [["history", "check"], ["report"]])
+def test_a_per_metric_threshold_is_refused_not_ignored(cli, command) -> None:
+    done = cli(*command, "--threshold", "speed=0.01")
+    assert done.returncode == 3, done.stderr
+    assert "--threshold 'speed=0.01': one limit for every metric here" in done.stderr

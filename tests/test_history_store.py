@@ -75,6 +75,24 @@ def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
         open_history(path)
 
 
+def test_a_locked_history_is_a_storage_error_not_a_foreign_file(tmp_path: Path,
+                                                                 monkeypatch) -> None:
+    from driver.errors import StorageError
+    from plugins.history import store
+
+    path = tmp_path / "history.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)  # not in WAL yet: a lock blocks all
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")  # another writer, mid-transaction
+    monkeypatch.setattr(store, "BUSY_TIMEOUT_S", 0.2)
+    try:
+        with pytest.raises(StorageError, match="cannot open the history: database is locked"):
+            open_history(path)
+    finally:
+        holder.rollback()
+        holder.close()
+
+
 def test_a_reading_command_refuses_a_missing_history(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no history here.*history import"):
         open_history(tmp_path / "none.sqlite", create=False)

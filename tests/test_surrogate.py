@@ -74,6 +74,9 @@ class _Interval(SearchSpace):
 
     def sample(self, rng: random.Random) -> float:
         return rng.random()
+
+
+def test_a_missing_merged_table_is_refused() -> None:
     with pytest.raises(DataError, match="no merged table"):
         make_evaluator(None, source="/nonexistent/benchmark.sqlite")
 

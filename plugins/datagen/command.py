@@ -56,7 +56,7 @@ def _merge(profile: Profile, directory: Path) -> int:
 
 def _run(profile: Profile, directory: Path, args: argparse.Namespace) -> int:
     from plugins.datagen.generate import check_epochs, read_samples
-    from plugins.datagen.plan import describe, remaining
+    from plugins.datagen.plan import describe, remaining, seconds_per_epoch
 
     if args.epochs is None:
         raise ConfigError(f"datagen {profile.name} run needs --epochs E (1..{profile.epochs})")
@@ -65,12 +65,14 @@ def _run(profile: Profile, directory: Path, args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: expected a whole number >= 1")
     taskids = _taskids(profile, args.taskids)
     samples = read_samples(directory, taskids)
-    left = remaining(profile, directory, samples, args.epochs)
-    print(describe(profile, directory, left, args.epochs), flush=True)
+    rate = seconds_per_epoch(profile, directory)
+    left = remaining(profile, directory, samples, args.epochs, rate)
+    print(describe(profile, rate, left, args.epochs), flush=True)
     if args.emit_slurm is not None:
         return _emit_slurm(profile, left, args)
     _train(profile, directory, taskids, args.epochs, args.workers)
-    print(describe(profile, directory, remaining(profile, directory, samples, profile.epochs),
+    rate = seconds_per_epoch(profile, directory)  # measured by this run too
+    print(describe(profile, rate, remaining(profile, directory, samples, profile.epochs, rate),
                    profile.epochs), flush=True)
     return ExitCode.OK
 

@@ -32,7 +32,10 @@ class Remaining:
     seconds: float
 
 
-def seconds_per_epoch(profile: Profile, directory: Path) -> dict[str, tuple[float, int]]:
+Rates = dict[str, tuple[float, int]]  # data set -> (seconds per epoch, epochs measured)
+
+
+def seconds_per_epoch(profile: Profile, directory: Path) -> Rates:
     """Per data set: ``(seconds per epoch, epochs measured)``; 0 measured = the estimate."""
     totals = {d: [0.0, 0] for d in profile.datasets}
     for taskid in profile.taskids:
@@ -52,9 +55,10 @@ def seconds_per_epoch(profile: Profile, directory: Path) -> dict[str, tuple[floa
 
 
 def remaining(profile: Profile, directory: Path, samples: Sequence[Sample],
-              target_epoch: int) -> list[Remaining]:
-    """Per taskid of *samples*: the epochs to reach *target_epoch* and their estimated seconds."""
-    rate = seconds_per_epoch(profile, directory)
+              target_epoch: int, rate: Rates | None = None) -> list[Remaining]:
+    """Per taskid of *samples*: the epochs to reach *target_epoch* and their estimated seconds
+    (at *rate*, by default :func:`seconds_per_epoch`: it opens every store, so pass it on)."""
+    rate = seconds_per_epoch(profile, directory) if rate is None else rate
     left: dict[int, list[float]] = {}
     stores: dict[int, StreamStore | None] = {}
     for sample in samples:
@@ -74,10 +78,8 @@ def remaining(profile: Profile, directory: Path, samples: Sequence[Sample],
     return [Remaining(t, int(e), s) for t, (e, s) in sorted(left.items())]
 
 
-def describe(profile: Profile, directory: Path, left: Sequence[Remaining],
-             target_epoch: int) -> str:
-    """One line: what is left to reach *target_epoch*, and the rate it assumes."""
-    rate = seconds_per_epoch(profile, directory)
+def describe(profile: Profile, rate: Rates, left: Sequence[Remaining], target_epoch: int) -> str:
+    """One line: what is left to reach *target_epoch*, and the *rate* it assumes."""
     rates = ", ".join(f"{d} {s:.3g} s/epoch ({f'measured over {n} epochs' if n else 'estimate'})"
                       for d, (s, n) in rate.items())
     epochs = sum(r.epochs for r in left)

@@ -10,6 +10,7 @@ Pure Python: reading and checking a profile imports neither numpy nor torch.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -122,8 +123,8 @@ def _checked(where: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{where} {key} = {value!r}: expected {kind}")
     if key in _AT_LEAST:
         lowest, number = _AT_LEAST[key], float(value)  # type: ignore[arg-type]  # int or float
-        if lowest is None and not number > 0:
-            raise ConfigError(f"{where} {key} = {value!r}: must be > 0")
+        if lowest is None and not (number > 0 and math.isfinite(number)):  # TOML has inf
+            raise ConfigError(f"{where} {key} = {value!r}: must be > 0 and finite")
         if lowest is not None and number < lowest:
             raise ConfigError(f"{where} {key} = {value!r}: must be >= {lowest}")
     return value

@@ -49,33 +49,28 @@ def _points(args: argparse.Namespace, history: History, task: str | None) -> lis
 
 def show(args: argparse.Namespace, task: str | None) -> int:
     """``history [TASK]``: one line per value, oldest first, names never cut."""
+    from driver.experiments.tables import print_plain
     from driver.report import fmt
     from plugins.history.store import open_history
 
     with open_history(database(args), create=False) as history:
         points = _points(args, history, task)
-    rows = [HEAD] + [(p.started_at, short_commit(p.git_commit), p.key, fmt(p.value),
-                      f"{fmt(p.low)}..{fmt(p.high)}" if p.n > 1 else "-", str(p.n),
-                      p.host or "-") for p in points]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEAD))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    rows = [(p.started_at, short_commit(p.git_commit), p.key, fmt(p.value),
+             f"{fmt(p.low)}..{fmt(p.high)}" if p.n > 1 else "-", str(p.n), p.host or "-")
+            for p in points]
+    print_plain(sys.stdout, HEAD, rows)
     return ExitCode.OK
 
 
 def check(args: argparse.Namespace, plugins: Plugins, task: str | None) -> int:
     """``history check [TASK]``: the latest value of each series against its history."""
-    from driver.experiments.compare import parse_directions, parse_thresholds, print_comparison
+    from driver.experiments.compare import print_comparison
     from driver.report import ReportSettings, publish
-    from plugins.history.check import CheckOptions, HistoryComparison, check_latest
+    from plugins.history.check import HistoryComparison, check_latest
+    from plugins.history.command import check_options
     from plugins.history.store import open_history
 
-    if args.lookback < 2 or not args.z_threshold > 0:
-        raise ConfigError(f"history check: --lookback {args.lookback} must be >= 2 and --z "
-                          f"{args.z_threshold} > 0")
-    options = CheckOptions(parse_thresholds([args.threshold])[""], args.lookback,
-                           z_threshold=args.z_threshold,
-                           directions=parse_directions(args.direction))
+    options = check_options(args, "history check")
     path = database(args)
     with open_history(path, create=False) as history:
         verdicts = check_latest(_points(args, history, task), options)

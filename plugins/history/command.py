@@ -15,6 +15,7 @@ from driver.errors import ConfigError
 
 if TYPE_CHECKING:
     from driver.plugins import Plugins
+    from plugins.history.check import CheckOptions
 
 ACTIONS = ("import", "check")
 USAGE = ("bench-driver history [TASK] | history import DIR... | history check [TASK]")
@@ -32,6 +33,23 @@ def add_database_options(parser: argparse.ArgumentParser) -> None:
 def database(args: argparse.Namespace) -> Path:
     """The history file *args* name."""
     return Path(args.db) if args.db else Path(args.runs_dir) / "history.sqlite"
+
+
+def check_options(args: argparse.Namespace, command: str) -> CheckOptions:
+    """``--lookback``, ``--z``, ``--threshold`` (and ``--direction`` where the command has it)
+    checked: ConfigError for a value that cannot be used, never one silently ignored."""
+    from driver.experiments.compare import parse_directions, parse_thresholds
+    from plugins.history.check import CheckOptions
+
+    if args.lookback < 2 or not args.z_threshold > 0:
+        raise ConfigError(f"{command}: --lookback {args.lookback} must be >= 2 and --z "
+                          f"{args.z_threshold} > 0")
+    thresholds = parse_thresholds([args.threshold])
+    if set(thresholds) != {""}:
+        raise ConfigError(f"{command}: --threshold {args.threshold!r}: one limit for every "
+                          f"metric here (5% or 0.01), not METRIC=LIMIT")
+    return CheckOptions(thresholds[""], args.lookback, z_threshold=args.z_threshold,
+                        directions=parse_directions(getattr(args, "direction", [])))
 
 
 class HistoryCommand(Command):

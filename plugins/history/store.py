@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, NamedTuple, Sequence
 
 from driver import __version__
 from driver.errors import ConfigError, StorageError
@@ -165,8 +166,8 @@ class History:
                                 (row[unique],)).fetchone()
         return int(found[0])
 
-    def _write(self) -> _Transaction:
-        return _Transaction(self.db, self.path)
+    def _write(self) -> ContextManager[None]:
+        return _transaction(self.db, self.path)
 
     def points(self, label: str | None = None, metric: str | None = None,
                since: str | None = None) -> list[Point]:
@@ -224,25 +225,20 @@ def _filters(label: str | None, metric: str | None,
     return (" AND " + " AND ".join(clauses)) if clauses else "", tuple(args)
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error); sqlite errors as StorageError."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self.db, self.path = db, path
-
-    def __enter__(self) -> None:
+@contextmanager
+def _transaction(db: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rollback on error); sqlite errors, the commit's
+    included (a full disk), as StorageError."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            raise StorageError(f"{self.path}: cannot write the history: {exc}") from exc
-
-    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.db.execute("COMMIT")
-            return
-        self.db.execute("ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"{self.path}: cannot write the history: {exc}") from exc
+            yield
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise StorageError(f"{path}: cannot write the history: {exc}") from exc
 
 
 def open_history(path: str | Path, create: bool = True) -> History:
@@ -266,6 +262,8 @@ def open_history(path: str | Path, create: bool = True) -> History:
         migrate(db, path)
     except sqlite3.DatabaseError as exc:
         db.close()
+        if getattr(exc, "sqlite_errorname", "SQLITE_NOTADB") != "SQLITE_NOTADB":  # locked, I/O
+            raise StorageError(f"{path}: cannot open the history: {exc}") from exc
         raise ConfigError(f"{path}: not a bench-driver history ({exc}); move it away or pass "
                           f"--db PATH") from None
     except BaseException:

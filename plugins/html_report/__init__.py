@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from driver.commands import Command
-from driver.errors import ConfigError, ExitCode
+from driver.errors import ExitCode
 from driver.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -40,17 +40,11 @@ class ReportCommand(Command):
                             help="regression marks: allowed worsening (default 5%%)")
 
     def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
-        from driver.experiments.compare import parse_thresholds
-        from plugins.history.check import CheckOptions
-        from plugins.history.command import database
+        from plugins.history.command import check_options, database
         from plugins.history.store import now_iso, open_history
         from plugins.html_report.page import write_report
 
-        if args.lookback < 2 or not args.z_threshold > 0:
-            raise ConfigError(f"report: --lookback {args.lookback} must be >= 2 and --z "
-                              f"{args.z_threshold} > 0")
-        options = CheckOptions(parse_thresholds([args.threshold])[""], args.lookback,
-                               z_threshold=args.z_threshold)
+        options = check_options(args, "report")
         out_dir = args.output_dir or Path(args.runs_dir) / "report"
         with open_history(database(args), create=False) as history:
             path = write_report(history, options, out_dir, now_iso())
