@@ -13,9 +13,9 @@ import argparse
 import os
 import sys
 import threading
-from datetime import datetime
+import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from driver import results
 from driver.config import TaskSpec
@@ -23,6 +23,7 @@ from driver.errors import BenchDriverError, ConfigError, PluginError, StorageErr
 from driver.guard import Guarded, instance_of
 from driver.noise import RunWatch
 from driver.plugins import PLUGIN_SET_ENV, Plugins
+from driver.records import Record
 from driver.reduce import MetricResult, ReduceContext, reduce_metrics, workers_for
 from driver.report import ReportSettings, publish
 from driver.results import RunRecord
@@ -35,7 +36,7 @@ from driver.scrape import Scraper
 DEFAULT_RUNS_DIR = Path("bench-runs")
 
 
-class RunOptions(NamedTuple):
+class RunOptions(Record):
     """Choices from the command line that apply to one run."""
 
     num_gpus: int | None = None  # None: the task's num_gpus
@@ -64,7 +65,7 @@ class RunOptions(NamedTuple):
         return self.report.options
 
 
-class GpuPlan(NamedTuple):
+class GpuPlan(Record):
     """The GPUs handed to the command and the environment that says so."""
 
     indices: tuple[int, ...]  # NVML indices (empty when unchecked: --no-gpu-sampling, no NVML)
@@ -94,7 +95,7 @@ def plan_gpus(task: TaskSpec, options: RunOptions) -> GpuPlan:
 
 def new_run_dir(runs_dir: Path, task_name: str) -> Path:
     """``RUNS_DIR/TASK/YYYYmmdd-HHMMSS-PID[-N]``: new for every run, never shared."""
-    base = runs_dir / task_name / f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}"
+    base = runs_dir / task_name / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     for n in range(1000):
         candidate = base if n == 0 else base.with_name(f"{base.name}-{n}")
         try:

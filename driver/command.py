@@ -30,10 +30,11 @@ program that evaluates its arguments as code (``eval``, ``sh -c``, ``ssh``, bash
 from __future__ import annotations
 
 import re
-import string
-from typing import Mapping, NamedTuple
+from _string import formatter_parser  # string.Formatter.parse; `import string` costs ~3M
+from typing import Mapping
 
 from driver.errors import ConfigError
+from driver.records import Record
 
 WORD, UNQUOTED, SINGLE, DOUBLE = "word", "unquoted", "single", "double"
 _BLANKS = " \t\n"
@@ -54,7 +55,7 @@ _UNSAFE = ("after {snippet!r}, {what}; the driver cannot prove a value placed af
            "takes the value as an argument")
 
 
-class Placeholder(NamedTuple):
+class Placeholder(Record):
     """A ``{name}`` in a command and its quoting context (WORD, UNQUOTED, SINGLE or DOUBLE)."""
 
     name: str
@@ -70,7 +71,7 @@ def parse_template(command: str, where: str) -> Template:
     *where* (``file: [tasks.NAME] command_to_execute``) starts every message.
     """
     try:
-        fields = list(string.Formatter().parse(command))
+        fields = list(formatter_parser(command))
     except ValueError as exc:
         raise ConfigError(f"{where} = {command!r}: {exc}; write a literal brace as {{{{ or }}}}"
                           ) from None

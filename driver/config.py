@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Collection, Mapping, NamedTuple, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 from driver.checks import (
     environment, existing_directory, expect, expect_str_list, no_nul, positive_finite, safe_name,
@@ -33,6 +33,7 @@ from driver.checks import (
 )
 from driver.command import Placeholder, parse_template, render
 from driver.errors import ConfigError, did_you_mean
+from driver.records import Record
 from driver.tomlcache import loads as toml_loads
 
 DEFAULT_CONFIG = "task_config.toml"
@@ -48,7 +49,7 @@ _METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 ParamValue = str | int | float | bool
 
 
-class MetricSpec(NamedTuple):
+class MetricSpec(Record):
     """One metric: the pattern whose single group (or group ``value``) feeds it, and its reduction."""
 
     name: str
@@ -63,7 +64,7 @@ class MetricSpec(NamedTuple):
         return re.compile(self.pattern.encode("utf-8"), re.MULTILINE)
 
 
-class TaskSpec(NamedTuple):
+class TaskSpec(Record):
     """A validated task, ready to run. ``command`` is a template; see :meth:`render_command`."""
 
     name: str
@@ -86,7 +87,7 @@ class TaskSpec(NamedTuple):
         return render(parse_template(self.command, where), values, where)
 
 
-class TaskConfig(NamedTuple):
+class TaskConfig(Record):
     """A parsed task_config.toml: raw task tables, resolved lazily into TaskSpecs, and the raw
     top-level tables plugins claimed (``bench_driver_register_config_tables``), for them to check."""
 

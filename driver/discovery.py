@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable
 
 from driver.errors import PluginError
+from driver.records import Record
 
 ENTRY_POINT_GROUP = "bench_driver"
 PLUGIN_DIRS_ENV = "BENCH_DRIVER_PLUGINS_DIRS"
 
 
-class Found(NamedTuple):
+class Found(Record):
     """A plugin that can be loaded: its name, where it comes from, and its loader."""
 
     name: str

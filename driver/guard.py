@@ -11,15 +11,16 @@ through the guard too: consumers never call plugin code directly.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 from driver.errors import BenchDriverError, PluginError
+from driver.records import Record
 
 #: ``check(value) -> problem``: None when *value* is of the right kind, else what is wrong with it.
 Check = Callable[[Any], "str | None"]
 
 
-class Origin(NamedTuple):
+class Origin(Record):
     """Where a piece of plugin code comes from, for error messages."""
 
     plugin: str

@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
 from driver.errors import ConfigError
+from driver.records import Record
 
 OK, NOISY, UNKNOWN = "ok", "noisy", "unknown"
 COOL_THE_GPU = "cool the GPU (airflow, a lower power limit) and rerun"  # both thermal checks' fix
@@ -25,7 +26,7 @@ TURBO_FIXES = {"intel_pstate": "echo 1 | sudo tee /sys/devices/system/cpu/intel_
                "": "echo 0 | sudo tee /sys/devices/system/cpu/cpufreq/boost"}
 
 
-class Check(NamedTuple):
+class Check(Record):
     """One noise check's verdict on the machine, what it saw, and how to fix it."""
 
     name: str

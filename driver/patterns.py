@@ -9,12 +9,14 @@ anchored with a leading ``^``, and whether it looks past its own line (lookbehin
 from __future__ import annotations
 
 import re
-from typing import Any, NamedTuple
+from typing import Any
+
+from driver.records import Record
 
 MIN_LITERAL = 3  # shorter literals are not worth a pre-search
 
 
-class PatternFacts(NamedTuple):
+class PatternFacts(Record):
     """What one pattern's parse tree says about the text it can match."""
 
     literals: tuple[bytes, ...]  # runs of 3 or more literal bytes that every match contains

@@ -24,13 +24,14 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable, Iterator, Mapping, NamedTuple
+from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
 
 from driver import discovery, hookspecs
 from driver.errors import ConfigError, PluginError, did_you_mean
 from driver.guard import Guarded, Origin, call
+from driver.records import Record
 
 DISABLE_AUTOLOAD_ENV = "BENCH_DRIVER_DISABLE_PLUGIN_AUTOLOAD"
 PLUGIN_SET_ENV = "BENCH_DRIVER_PLUGIN_SET"
@@ -72,7 +73,7 @@ REGISTRIES: dict[str, str] = {
 CALL_HOOKS: tuple[str, ...] = ("bench_driver_addoption", "bench_driver_configure")
 
 
-class PluginInfo(NamedTuple):
+class PluginInfo(Record):
     """Where one registered plugin came from, for ``bench-driver plugins``."""
 
     name: str
@@ -80,7 +81,7 @@ class PluginInfo(NamedTuple):
     path: str | None
 
 
-class PluginSet(NamedTuple):
+class PluginSet(Record):
     """What to load: the driver's choice, handed unchanged to the task's own Python code."""
 
     dirs: tuple[str, ...] = ()  # absolute drop-in folders, in load order

@@ -25,9 +25,10 @@ import functools
 import importlib.util
 import mmap
 import os
-from typing import Any, Iterable, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping
 
 from driver.errors import ConfigError
+from driver.records import Record
 
 CAP = 64  # up to this many hits in a block: the scraper searches just those lines
 ENGINE_ENV = "BENCH_DRIVER_PREFILTER"
@@ -38,7 +39,7 @@ HYPERSCAN_AFTER_BYTES = 4 << 20
 Buffer = bytes | mmap.mmap
 
 
-class Hits(NamedTuple):
+class Hits(Record):
     """Offsets of one literal in a block, in order; ``complete`` is False when the search
     stopped after CAP + 1 of them (more may follow)."""
 

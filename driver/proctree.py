@@ -20,9 +20,10 @@ import os
 import signal
 import sys
 import time
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 from driver import errors
+from driver.records import Record
 
 PR_SET_CHILD_SUBREAPER = 36
 _subreaper: bool | None = None
@@ -36,21 +37,41 @@ HELPERS: set[int] = set()
 def become_subreaper() -> bool:
     """Make orphaned descendants re-parent to this process. Returns False where unsupported."""
     global _subreaper
-    if _subreaper is None:  # once per process: the setting lasts, and ctypes costs ~3 ms
-        _subreaper = _prctl_subreaper()
+    if _subreaper is None:  # once per process: the setting lasts
+        _subreaper = sys.platform.startswith("linux") and _prctl(PR_SET_CHILD_SUBREAPER, 1) == 0
     return _subreaper
 
 
-def _prctl_subreaper() -> bool:
-    if not sys.platform.startswith("linux"):
-        return False
+def _prctl(option: int, value: int) -> int:
+    """libc's ``prctl(option, value, 0, 0, 0)``; -1 where it cannot be called.
+
+    Through ``_ctypes``, the C core that ``ctypes`` wraps: ``import ctypes`` (its ~30 C types,
+    ``pythonapi``, ``struct``) costs ~6M instructions, 2% of a trivial run; these few lines of
+    the same API cost ~0.3M. ``ctypes`` itself if that API ever changes."""
+    try:
+        import _ctypes
+
+        class Int(_ctypes._SimpleCData):  # a direct subclass: results come back as int
+            _type_ = "i"
+
+        class Function(_ctypes.CFuncPtr):
+            _flags_ = _ctypes.FUNCFLAG_CDECL | _ctypes.FUNCFLAG_USE_ERRNO
+            _restype_ = Int
+
+        class Libc:  # what CFuncPtr reads of a ctypes.CDLL: the dlopen handle
+            _handle = _ctypes.dlopen(None)  # type: ignore[arg-type]  # NULL: the program
+
+        return int(Function(("prctl", Libc()))(option, value, 0, 0, 0))  # type: ignore[arg-type]
+    except (ImportError, AttributeError, TypeError):
+        pass
+    except OSError:
+        return -1
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        return int(ctypes.CDLL(None, use_errno=True).prctl(option, value, 0, 0, 0))
     except (OSError, AttributeError):
-        return False
+        return -1
 
 
 def reader() -> str:
@@ -132,7 +153,7 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-class ProcessMemory(NamedTuple):
+class ProcessMemory(Record):
     """One process's resident memory now and its high-water mark, in KiB (0 for a zombie)."""
 
     rss_kib: int
@@ -210,7 +231,7 @@ SIGKILL = getattr(signal, "SIGKILL", 9)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-class ProcessStat(NamedTuple):
+class ProcessStat(Record):
     """Who a process is (from /proc/PID/stat): state letter, parent, group, session, start."""
 
     state: str

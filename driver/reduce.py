@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import os
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 from driver.config import MetricSpec, TaskSpec
 from driver.errors import PluginError
 from driver.guard import call, finite_number
+from driver.records import Record
 from driver.scrape import MetricMatches
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ WORKERS_ENV = "DEEPLEARNING_WORKERS_COUNT"
 OVERFLOW = "overflow: the result is too large for a float"
 
 
-class ReduceContext(NamedTuple):
+class ReduceContext(Record):
     """What a compute method may need besides the values."""
 
     workers: int = 1
@@ -35,7 +36,7 @@ class ReduceContext(NamedTuple):
 ComputeMethod = Callable[[Sequence[float], ReduceContext], float]
 
 
-class MetricResult(NamedTuple):
+class MetricResult(Record):
     """One metric of a run: its value (None if missing), how it was obtained, and why it is
     missing when it is (``error``: None when it simply never matched)."""
 

@@ -9,9 +9,10 @@ failing reporter never stops the others: :func:`publish` collects their errors.
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple, Sequence, TextIO
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO
 
 from driver.errors import BenchDriverError, PluginError
+from driver.records import Record
 
 if TYPE_CHECKING:
     from driver.experiments.compare import Comparison
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 STAT_COLUMNS: tuple[str, ...] = ("n", "median", "mean", "std", "min", "max")
 
 
-class ReportSettings(NamedTuple):
+class ReportSettings(Record):
     """What reporters are told besides the result."""
 
     options: argparse.Namespace = argparse.Namespace()  # the command line

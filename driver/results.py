@@ -24,10 +24,11 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Literal, Mapping, NamedTuple, Protocol
+from typing import Any, Literal, Mapping, Protocol
 
 from driver import __version__
 from driver.errors import ConfigError, ExitCode, StorageError, exit_code_for_signal
+from driver.records import Record
 from driver.reduce import MetricResult
 
 SCHEMA = "bench-driver/run-record"
@@ -48,7 +49,7 @@ FINISHED: tuple[Status, ...] = (OK, FAILED, MISSING_METRICS, TIMEOUT)
 MEASURED: tuple[Status, ...] = (OK, MISSING_METRICS)
 
 
-class RunRecord(NamedTuple):
+class RunRecord(Record):
     """Everything known about one run of one task."""
 
     task: str

@@ -18,15 +18,16 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import IO, Any, Callable, Mapping, NamedTuple, Sequence
+from typing import IO, Any, Callable, Mapping, Sequence
 
 from driver import proctree
+from driver.records import Record
 
 DEFAULT_INTERVAL_S = 0.1
 LANE_JOIN_TIMEOUT_S = 10.0  # how long the end of a run waits for a sampler stuck in a driver call
 
 
-class SamplingSettings(NamedTuple):
+class SamplingSettings(Record):
     """What samplers are told about a run before it starts."""
 
     interval_s: float = DEFAULT_INTERVAL_S
@@ -41,7 +42,7 @@ class SamplingSettings(NamedTuple):
         return getattr(self.options, name, default)
 
 
-class RunExit(NamedTuple):
+class RunExit(Record):
     """Kernel accounting of the finished tree, from ``wait4`` on every process the driver reaped.
 
     ``spawn_floor_kib`` is the driver's own peak RSS when it started the command: a child's
@@ -53,7 +54,7 @@ class RunExit(NamedTuple):
     spawn_floor_kib: int = 0
 
 
-class SamplerSummary(NamedTuple):
+class SamplerSummary(Record):
     """A sampler's findings: flat metrics (``{name: float}``), record details, and errors."""
 
     metrics: Mapping[str, float] = {}

@@ -33,9 +33,10 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 from driver import proctree
+from driver.records import Record
 from driver.scrape import Scraper
 from driver.scrape_child import BLOCK_BYTES, HEADER_BYTES, IDLE, LAST, decode, encode, write_all
 from driver.scrape_deltas import merge
@@ -49,7 +50,7 @@ _CHILD_MAIN = ("import sys; sys.path.insert(0, sys.argv[1]); "
 _DRIVER_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class ScrapeEnd(NamedTuple):
+class ScrapeEnd(Record):
     """How far the scrape got: the whole log, or up to ``scraped_bytes`` and why it stopped;
     and the lines that were skipped because the patterns stalled on them (their offsets)."""
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from driver.hookspecs import hookimpl
 from driver.paths import check_writable
+from driver.records import Record
 from driver.report import STAT_COLUMNS, Reporter, ReportSettings, fmt
 from driver.results import OK, write_text_atomic
 
@@ -38,7 +39,7 @@ CSV_COLUMNS = ("experiment", "variant", "task", "metric", "statistic", "value") 
     ("outliers", "missing", "unit", "direction", "runs_ok", "runs")
 
 
-class JUnitCase(NamedTuple):
+class JUnitCase(Record):
     """One JUnit testcase: a failure message, a skip message, or neither (passed)."""
 
     name: str

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, Sequence
 
 from driver import __version__
 from driver.errors import ConfigError, StorageError
+from driver.records import Record
 
 if TYPE_CHECKING:
     from driver.experiments.summary import ExperimentIndex, SetSummary
@@ -65,7 +66,7 @@ MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Point(NamedTuple):
+class Point(Record):
     """One value of a series: a single run's value, or a set's statistic with its spread."""
 
     label: str  # the task, or experiment/variant
@@ -92,7 +93,7 @@ class Point(NamedTuple):
 
 def now_iso() -> str:
     """The current UTC time as the records write it."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # datetime's isoformat
 
 
 class History:
