@@ -40,14 +40,15 @@ WORD, UNQUOTED, SINGLE, DOUBLE = "word", "unquoted", "single", "double"
 _BLANKS = " \t\n"
 _OPERATORS = ";&|()<>"
 _WORD_END = _BLANKS + ";&|)"  # after a whole word; "<", ">" or "(" would change what it means
-_PLAIN = re.compile(r"[A-Za-z0-9_@%+:,./-]+")  # shlex's safe set less "=" (an assignment)
+# Patterns as text, compiled where used (re caches them): a run compiles only those it needs.
+_PLAIN = r"[A-Za-z0-9_@%+:,./-]+"  # shlex's safe set less "=" (an assignment)
 _RESERVED = frozenset("case coproc do done elif else esac fi for function if in select then "
                       "time until while".split())
 _PARAMETER = r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[#?@*!$-])"
 # ${NAME}, ${#NAME}, ${NAME:-word} with a word free of quotes, expansions and braces
-_SIMPLE_EXPANSION = re.compile(
+_SIMPLE_EXPANSION = (
     rf"\$\{{(?:#?{_PARAMETER}|{_PARAMETER}(?::?[-=?+]|##?|%%?)[^'\"`$\\{{}}]*)\}}")
-_DOUBLE_SPECIAL = re.compile(r'([\\"$`])')
+_DOUBLE_SPECIAL = r'([\\"$`])'
 _FIX = (", where the driver cannot prove its value stays literal text; put it outside quotes "
         "(--opt {name}), or inside '...' or \"...\", not right after a $ or a backslash")
 _UNSAFE = ("after {snippet!r}, {what}; the driver cannot prove a value placed after it stays "
@@ -124,8 +125,8 @@ def quote(text: str, quoting: str) -> str:
     if quoting == SINGLE:
         return text.replace("'", "'\\''")
     if quoting == DOUBLE:
-        return _DOUBLE_SPECIAL.sub(r"\\\1", text)
-    if quoting == WORD and _PLAIN.fullmatch(text) and text not in _RESERVED:
+        return re.sub(_DOUBLE_SPECIAL, r"\\\1", text)
+    if quoting == WORD and re.fullmatch(_PLAIN, text) and text not in _RESERVED:
         return text
     return "'" + text.replace("'", "'\\''") + "'"
 
@@ -204,7 +205,7 @@ class _Scanner:
 
     def _dollar(self, text: str, i: int) -> int:
         self.word_start = False
-        simple = _SIMPLE_EXPANSION.match(text, i)
+        simple = re.compile(_SIMPLE_EXPANSION).match(text, i)
         if simple:
             self.dollar = False
             return simple.end()

@@ -44,7 +44,7 @@ TASK_KEYS = (
 )
 METRIC_KEYS = ("name", "pattern", "compute_method", "optional", "unit", "direction")
 BUILTIN_PARAMS = ("python", "num_gpus", "seed", "repetition", "run_dir")
-_PERCENTILE = re.compile(r"p\d+")
+_PERCENTILE = r"p\d+"  # compiled where used (re caches it)
 _METRIC_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 ParamValue = str | int | float | bool
 
@@ -382,7 +382,7 @@ def _check_metrics(where: str, metrics: list[MetricSpec], methods: Collection[st
             raise ConfigError(f"{at}: declared twice")
         seen.add(m.name)
         if m.compute_method not in methods:
-            named = sorted(n for n in methods if not _PERCENTILE.fullmatch(n))
+            named = sorted(n for n in methods if not re.fullmatch(_PERCENTILE, n))
             raise ConfigError(
                 f"{at}: unknown compute_method {m.compute_method!r}"
                 f"{did_you_mean(m.compute_method, methods)}; known: {', '.join(named)}, pNN"

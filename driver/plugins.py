@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any, Iterable, Iterator, Mapping
 
 import pluggy
@@ -113,12 +113,16 @@ class _Manager(pluggy.PluginManager):
     misspelt hook name is caught by ``check_pending`` instead of being silently ignored."""
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
-        if not name.startswith(hookspecs.PROJECT + "_") and isinstance(plugin, ModuleType):
-            value = vars(plugin).get(name)  # most of a module's names are imports and helpers:
-            if not (inspect.isroutine(value) and hasattr(value, _IMPL_MARK)):  # skip them cheaply
+        hook_name = name.startswith(hookspecs.PROJECT + "_")
+        if isinstance(plugin, ModuleType):  # a module's names, most of them imports and helpers,
+            value = vars(plugin).get(name)  # read cheaply (pluggy's getattr_static is not)
+            if isinstance(value, FunctionType):
+                marked = getattr(value, _IMPL_MARK, None)  # what pluggy would read on it
+                return marked if isinstance(marked, dict) else {} if hook_name else None
+            if not hook_name and not hasattr(value, _IMPL_MARK):
                 return None
         opts = super().parse_hookimpl_opts(plugin, name)
-        if opts is None and name.startswith(hookspecs.PROJECT + "_"):
+        if opts is None and hook_name:
             method = getattr(plugin, name, None)
             if inspect.isroutine(method):
                 return {}
