@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from driver.errors import ConfigError
 from driver.experiments.compare import IMPROVEMENT, NEW, REGRESSION, WITHIN
 from plugins.history.check import CheckOptions, check_latest, judge, step_starts
 from plugins.history.store import Point
@@ -125,3 +126,19 @@ def test_a_per_metric_threshold_is_refused_not_ignored(cli, command) -> None:
     done = cli(*command, "--threshold", "speed=0.01")
     assert done.returncode == 3, done.stderr
     assert "--threshold 'speed=0.01': one limit for every metric here" in done.stderr
+
+
+def test_direction_names_a_series_as_compare_names_keys() -> None:
+    """``--direction`` matches the key, the metric or dotted parts (the most specific wins), and
+    a name that matches no series is refused with the names there are."""
+    rng = random.Random(3)
+    rising = series(noisy(rng, 25) + [130.0], "loss_total")
+    plain = check_latest(rising, OPTIONS)[0]
+    assert (plain.direction, plain.verdict) == ("lower", REGRESSION)  # a loss: lower is better
+    for name in ("loss_total", "toy", "toy.loss_total"):
+        told = check_latest(rising, replace(OPTIONS, directions={name: "higher"}))[0]
+        assert (told.direction, told.verdict) == ("higher", IMPROVEMENT), name
+    both = {"toy": "higher", "toy.loss_total": "lower"}
+    assert check_latest(rising, replace(OPTIONS, directions=both))[0].direction == "lower"
+    with pytest.raises(ConfigError, match=r"--direction loss_totl: .*did you mean 'loss_total'"):
+        check_latest(rising, replace(OPTIONS, directions={"loss_totl": "higher"}))

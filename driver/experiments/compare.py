@@ -278,9 +278,9 @@ def compare(baseline: Mapping[str, Sample], new: Mapping[str, Sample],
 
 
 def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Verdict:
-    direction = _pick(options.directions, key, now) or now.direction or base.direction or \
+    direction = pick(options.directions, key, now) or now.direction or base.direction or \
         default_direction(now.metric or key)
-    threshold = _pick(options.thresholds, key, now) or options.thresholds[""]
+    threshold = pick(options.thresholds, key, now) or options.thresholds[""]
     if direction is None:
         return Verdict(key, UNCHECKED, None, base, now, threshold)
     worse = now.value - base.value if direction == "lower" else base.value - now.value
@@ -301,7 +301,7 @@ def _verdict(key: str, base: Sample, now: Sample, options: CompareOptions) -> Ve
     return Verdict(key, verdict, direction, base, now, threshold, p_value)
 
 
-def _pick(table: Mapping[str, Any], key: str, sample: Sample) -> Any:
+def pick(table: Mapping[str, Any], key: str, sample: Sample) -> Any:
     """The entry of the most specific (longest) option name matching *key*."""
     named = [n for n in table if n and matches(n, key, sample)]
     return table[max(named, key=len)] if named else None
@@ -313,11 +313,17 @@ def check_names(options: CompareOptions, keys: Sequence[str],
     given = [("--threshold", n) for n in options.thresholds if n] + \
         [("--direction", n) for n in options.directions] + \
         [("--metric", n) for n in options.metrics]
+    check_option_names(given, keys, samples, "in either result")
+
+
+def check_option_names(given: Sequence[tuple[str, str]], keys: Sequence[str],
+                       samples: Mapping[str, Sample], where: str) -> None:
+    """Each ``(flag, METRIC)`` of *given* must match some key (ConfigError naming the flag)."""
     known = sorted(set(keys) | {s.metric for s in samples.values() if s.metric} |
                    {part for k in keys for part in re.split(r"[./]", k)})
     for flag, name in given:
         if not any(matches(name, k, samples.get(k)) for k in keys):
-            raise ConfigError(f"{flag} {name}: no metric {name!r} in either result"
+            raise ConfigError(f"{flag} {name}: no metric {name!r} {where}"
                               f"{did_you_mean(name, known)}; keys: {', '.join(keys[:12])}"
                               f"{' ...' if len(keys) > 12 else ''}")
 

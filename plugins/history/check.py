@@ -71,7 +71,7 @@ def _stdev(values: Sequence[float]) -> float:
 def judge(key: str, history: Sequence[Point], latest: Point, options: CheckOptions) -> Verdict:
     """The verdict on *latest* against the points before it (*history*, oldest first)."""
     window = [p.value for p in history[-options.lookback:]]
-    now = Sample(latest.value, latest.values, latest.metric, latest.direction)
+    now = _sample(latest)
     direction = _direction(key, latest, options)
     if len(window) < max(options.min_history, 2):
         return Verdict(key, NEW, direction, None, now, options.threshold)
@@ -93,9 +93,16 @@ def judge(key: str, history: Sequence[Point], latest: Point, options: CheckOptio
 
 
 def _direction(key: str, latest: Point, options: CheckOptions) -> str | None:
-    chosen = options.directions or {}
-    return chosen.get(key) or chosen.get(latest.metric) or latest.direction or \
-        _by_name(latest.metric)
+    """``--direction`` as compare reads it (the most specific name matching the key, its
+    metric or dotted parts of it), else what the record says, else the metric's name."""
+    from driver.experiments.compare import pick
+
+    chosen = pick(options.directions or {}, key, _sample(latest))
+    return chosen or latest.direction or _by_name(latest.metric)
+
+
+def _sample(point: Point) -> Sample:
+    return Sample(point.value, point.values, point.metric, point.direction)
 
 
 _by_name = functools.lru_cache(maxsize=1024)(default_direction)  # once per metric name
@@ -110,9 +117,15 @@ def series_of(points: Sequence[Point]) -> dict[str, list[Point]]:
 
 
 def check_latest(points: Sequence[Point], options: CheckOptions) -> list[Verdict]:
-    """A verdict on the latest point of every series."""
-    return [judge(key, series[:-1], series[-1], options)
-            for key, series in series_of(points).items()]
+    """A verdict on the latest point of every series; ConfigError for a ``--direction`` that
+    names no series."""
+    from driver.experiments.compare import check_option_names
+
+    series = series_of(points)
+    check_option_names([("--direction", name) for name in options.directions or {}],
+                       list(series), {k: _sample(s[-1]) for k, s in series.items()},
+                       "in the history")
+    return [judge(key, line[:-1], line[-1], options) for key, line in series.items()]
 
 
 def step_starts(series: Sequence[Point], options: CheckOptions) -> list[int]:
