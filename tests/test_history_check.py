@@ -12,7 +12,7 @@ import pytest
 from driver.errors import ConfigError
 from driver.experiments.compare import IMPROVEMENT, NEW, REGRESSION, WITHIN
 from plugins.history.check import CheckOptions, check_latest, judge, step_starts
-from plugins.history.store import Point
+from plugins.history.rows import Point
 from test_history_store import write_series
 
 OPTIONS = CheckOptions()

@@ -32,13 +32,20 @@ Z_THRESHOLD = 4.0
 TABLE_KEYS: dict[str, type] = {"enabled": bool, "path": str}
 
 
+DEFAULT_NAME = "history.sqlite"  # in RUNS_DIR
+
+
+def default_database(runs_dir: str | Path) -> Path:
+    """The history of the runs under *runs_dir*, when no ``--history-db``/``--db`` names one."""
+    return Path(runs_dir) / DEFAULT_NAME
+
+
 def history_path(settings: ReportSettings) -> Path | None:
     """Where this command's runs are recorded; None when the history is off."""
     if settings.option("no_history", False):
         return None
     chosen = settings.option("history_db")
-    return Path(chosen) if chosen else Path(settings.option("runs_dir", "bench-runs")) / \
-        "history.sqlite"
+    return Path(chosen) if chosen else default_database(settings.option("runs_dir", "bench-runs"))
 
 
 class HistoryReporter(Reporter):

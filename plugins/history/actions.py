@@ -14,7 +14,8 @@ from plugins.history.command import HEAD, USAGE, database
 
 if TYPE_CHECKING:
     from driver.plugins import Plugins
-    from plugins.history.store import History, Point
+    from plugins.history.rows import Point
+    from plugins.history.store import History
 
 
 def import_dirs(path: Path, dirs: Sequence[str]) -> int:

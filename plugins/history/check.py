@@ -22,7 +22,7 @@ from driver.experiments.compare import (IMPROVEMENT, NEW, NOT_SIGNIFICANT, REGRE
                                         default_direction)
 
 if TYPE_CHECKING:
-    from plugins.history.store import Point
+    from plugins.history.rows import Point
 
 from plugins.history import LOOKBACK, MIN_HISTORY, Z_THRESHOLD
 #: MAD * this estimates the standard deviation of normal noise.

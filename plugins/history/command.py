@@ -32,7 +32,9 @@ def add_database_options(parser: argparse.ArgumentParser) -> None:
 
 def database(args: argparse.Namespace) -> Path:
     """The history file *args* name."""
-    return Path(args.db) if args.db else Path(args.runs_dir) / "history.sqlite"
+    from plugins.history import default_database
+
+    return Path(args.db) if args.db else default_database(args.runs_dir)
 
 
 def check_options(args: argparse.Namespace, command: str) -> CheckOptions:

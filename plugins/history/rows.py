@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from plugins.history.store import Point, now_iso
+from driver.records import Record
 
 if TYPE_CHECKING:
     from driver.experiments.summary import SetSummary
@@ -26,6 +27,36 @@ FROM sets s JOIN set_metrics m ON m.set_id = s.id
 WHERE 1 = 1{where}
 ORDER BY 4, 15
 """
+
+
+class Point(Record):
+    """One value of a series: a single run's value, or a set's statistic with its spread."""
+
+    label: str  # the task, or experiment/variant
+    task: str
+    metric: str
+    started_at: str
+    value: float
+    low: float  # the spread of a set's repetitions (min, max); the value for a single run
+    high: float
+    n: int  # repetitions behind the value
+    values: tuple[float, ...]
+    git_commit: str | None
+    host: str | None
+    direction: str | None
+    unit: str | None
+    kind: str  # "run" or "set"
+    where: str  # the run or set directory
+
+    @property
+    def key(self) -> str:
+        """The series name: ``label.metric`` (as compare names keys)."""
+        return f"{self.label}.{self.metric}"
+
+
+def now_iso() -> str:
+    """The current UTC time as the records write it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # datetime's isoformat
 
 
 def run_row(record: RunRecord, label: str | None = None) -> dict[str, Any]:

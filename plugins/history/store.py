@@ -16,7 +16,6 @@ newer one is refused. Schema history (docs/history.md):
 from __future__ import annotations
 
 import json
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ContextManager, Iterator, Mapping, Sequence
@@ -28,14 +27,14 @@ import _sqlite3 as sqlite3
 
 from driver import __version__
 from driver.errors import ConfigError, StorageError
-from driver.records import Record
+from plugins.history import DEFAULT_NAME
+from plugins.history.rows import POINTS_SQL, Point, now_iso, point_of, run_row, set_row
 
 if TYPE_CHECKING:
     from driver.experiments.summary import ExperimentIndex, SetSummary
     from driver.results import RunRecord
 
 BUSY_TIMEOUT_S = 60.0
-DEFAULT_NAME = "history.sqlite"
 
 _V1 = """
 CREATE TABLE runs (
@@ -70,36 +69,6 @@ MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class Point(Record):
-    """One value of a series: a single run's value, or a set's statistic with its spread."""
-
-    label: str  # the task, or experiment/variant
-    task: str
-    metric: str
-    started_at: str
-    value: float
-    low: float  # the spread of a set's repetitions (min, max); the value for a single run
-    high: float
-    n: int  # repetitions behind the value
-    values: tuple[float, ...]
-    git_commit: str | None
-    host: str | None
-    direction: str | None
-    unit: str | None
-    kind: str  # "run" or "set"
-    where: str  # the run or set directory
-
-    @property
-    def key(self) -> str:
-        """The series name: ``label.metric`` (as compare names keys)."""
-        return f"{self.label}.{self.metric}"
-
-
-def now_iso() -> str:
-    """The current UTC time as the records write it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())  # datetime's isoformat
-
-
 class History:
     """An open history database (a context manager; :func:`open_history` opens one)."""
 
@@ -122,8 +91,6 @@ class History:
                 source: str = "run") -> None:
         """Append (or replace) a set, its metrics' statistics and its runs (*records*, in the
         order of ``summary.runs``; None for a run whose record cannot be read)."""
-        from plugins.history.rows import set_row
-
         with self._write():
             set_id = self._replace("sets", "directory", {**set_row(summary, records),
                                                          "source": source})
@@ -148,8 +115,6 @@ class History:
 
     def _put_run(self, record: RunRecord, source: str, set_id: int | None, kind: str | None,
                  repetition: int | None, label: str | None = None) -> None:
-        from plugins.history.rows import run_row
-
         run_id = self._replace("runs", "run_dir", {**run_row(record, label), "set_id": set_id,
                                                    "kind": kind, "repetition": repetition,
                                                    "source": source})
@@ -177,8 +142,6 @@ class History:
     def points(self, label: str | None = None, metric: str | None = None,
                since: str | None = None) -> list[Point]:
         """Every value in time order: single runs (not part of a set) and sets' statistics."""
-        from plugins.history.rows import POINTS_SQL, point_of
-
         where, args = _filters(label, metric, since)
         rows = self.db.execute(POINTS_SQL.format(where=where), args * 2).fetchall()
         return [point_of(row) for row in rows]

@@ -41,7 +41,8 @@ class ReportCommand(Command):
 
     def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
         from plugins.history.command import check_options, database
-        from plugins.history.store import now_iso, open_history
+        from plugins.history.rows import now_iso
+        from plugins.history.store import open_history
         from plugins.html_report.page import write_report
 
         options = check_options(args, "report")

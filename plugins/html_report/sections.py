@@ -19,7 +19,8 @@ from plugins.html_report.svg import Axes, Line, chart, legend
 
 if TYPE_CHECKING:
     from plugins.history.check import CheckOptions
-    from plugins.history.store import History, Point
+    from plugins.history.rows import Point
+    from plugins.history.store import History
 
 #: Points on the shared time grid of an anytime band.
 GRID_POINTS = 60
