@@ -264,17 +264,22 @@ CUDNN = tuple(f"nvidia-cudnn-cu{v}" for v in (13, 12, 11))
 NCCL = tuple(f"nvidia-nccl-cu{v}" for v in (13, 12, 11))
 
 
-def distribution_version(names: Iterable[str]) -> str | None:
-    """The version of the first of *names* installed in this Python; None if none is.
-
-    Read from the ``NAME-VERSION.dist-info`` directory names on ``sys.path`` (what
-    importlib.metadata finds first, without its ~20 ms import and its metadata parsing)."""
-    wanted = [name.lower().replace("-", "_") for name in names]
+def installed_distributions() -> dict[str, str]:
+    """``{normalised name: version}`` of the distributions installed in this Python, the first
+    of each name on ``sys.path`` (what importlib.metadata finds first), read from the
+    ``NAME-VERSION.dist-info`` directory names: one listing per path entry, without
+    importlib.metadata's ~20 ms import and its metadata parsing."""
     found: dict[str, str] = {}
     for entry in sys.path:
         for name, version in _dist_infos(entry or "."):
             found.setdefault(name, version)
-    return next((found[name] for name in wanted if name in found), None)
+    return found
+
+
+def distribution_version(names: Iterable[str], installed: Mapping[str, str]) -> str | None:
+    """The version of the first of *names* in *installed*; None if none is there."""
+    wanted = [name.lower().replace("-", "_") for name in names]
+    return next((installed[name] for name in wanted if name in installed), None)
 
 
 def _dist_infos(directory: str) -> list[tuple[str, str]]:
@@ -293,8 +298,9 @@ def _dist_infos(directory: str) -> list[tuple[str, str]]:
 def software_block() -> dict[str, Any]:
     """Python, and torch/CUDA/cuDNN/NCCL from the installed distributions (torch is never
     imported). CUDA is the runtime distribution's version, else torch's own ``+cuXYZ`` tag."""
-    torch = distribution_version(["torch"])
-    cuda = distribution_version(CUDA_RUNTIME)
+    installed = installed_distributions()
+    torch = distribution_version(["torch"], installed)
+    cuda = distribution_version(CUDA_RUNTIME, installed)
     if cuda is None and torch and "+cu" in torch:
         tag = torch.split("+cu", 1)[1]
         cuda = f"{tag[:-1]}.{tag[-1]}" if tag.isdigit() and len(tag) > 1 else None
@@ -302,7 +308,8 @@ def software_block() -> dict[str, Any]:
             "python_implementation": IMPLEMENTATIONS.get(sys.implementation.name,
                                                          sys.implementation.name),
             "python_executable": sys.executable, "torch": torch, "cuda": cuda,
-            "cudnn": distribution_version(CUDNN), "nccl": distribution_version(NCCL)}
+            "cudnn": distribution_version(CUDNN, installed),
+            "nccl": distribution_version(NCCL, installed)}
 
 
 def usable_cores() -> int | None:
