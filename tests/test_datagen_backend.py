@@ -191,3 +191,42 @@ def _stored_epochs(directory: Path) -> int:
             return int(db.execute("SELECT count(*) FROM epochs").fetchone()[0])
         except sqlite3.OperationalError:  # the stream is creating its tables
             return 0
+
+
+GPU_PROFILE = PROFILE.replace('[datagen.long]', 'device = "cuda"\n\n[datagen.long]')
+
+
+def test_a_cuda_stream_asks_slurm_for_a_gpu_and_the_local_pool_for_one_each(
+        tmp_path: Path) -> None:
+    from driver.config import load_config
+    from driver.plugins import load_plugins
+    from plugins.backends.slurm import SlurmBackend, sbatch_script
+    from plugins.datagen.backend import backend_options, stream_runs
+    from plugins.datagen.profile import profile_named
+
+    plugins = load_plugins(autoload=False)
+    path = tmp_path / "task_config.toml"
+    path.write_text(GPU_PROFILE)
+    config = load_config(path, plugins.registry("config_tables"))
+    options = backend_options("--slurm-partition gpu --slurm-time-min 240", plugins)
+    options.runs_dir = tmp_path / "runs"
+    runs = stream_runs(profile_named(config.tables, path, "toy"), config, 2, plugins, options)
+    job = runs.job_for(_trial(1))
+    assert job.gpus == 1 and job.key == str(tmp_path / "runs" / "0001")
+    assert "--epochs 2 --taskids 1" in job.task.render_command({"python": "python"})
+    script = sbatch_script(SlurmBackend(options, 2), job).splitlines()
+    assert {"#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu",
+            "#SBATCH --time=240"} <= set(script)
+
+    assert _datagen(tmp_path, "toy", "init").returncode == 0
+    done = _datagen(tmp_path, "toy", "run", "--epochs", "1", "--backend", "local", "-j", "2",
+                    env={"CUDA_VISIBLE_DEVICES": "GPU-00000000-0000-0000-0000-000000000000"})
+    assert done.returncode == 3 and "2 stream(s) in flight need 2 GPU(s)" in done.stderr, \
+        done.stderr
+    assert not list((tmp_path / "datagen" / "toy").glob("runs/*"))
+
+
+def _trial(taskid: int):  # type: ignore[no-untyped-def]
+    from driver.search import Trial
+
+    return Trial(taskid, taskid)

@@ -15,6 +15,7 @@ keeps the epochs it finished: every epoch is one transaction of its store).
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ def stream_task(profile: Profile, config_path: Path) -> dict[str, Any]:
                        f"NAME run --taskids T` as a run (docs/datagen.md)",
         "command_to_execute": "{python} -m driver datagen {profile} run --config {config} "
                               "--epochs {epochs} --taskids {taskid}",
+        "num_gpus": 1 if profile.device.startswith("cuda") else 0,  # Ray and Slurm place it
         "params": {"profile": profile.name, "config": str(config_path.absolute()),
                    "epochs": 1, "taskid": -1},
         "metric": [
@@ -91,6 +93,7 @@ class Streams:
     runs: TrialRuns
     backend: Any  # a Backend behind the plugin guard (driver.guard.Guarded)
     jobs: int
+    devices: tuple[str, ...] = ()  # the GPUs the streams lease (a backend that places none)
 
 
 def open_streams(profile: Profile, directory: Path, config: TaskConfig, taskids: Sequence[int],
@@ -106,7 +109,9 @@ def open_streams(profile: Profile, directory: Path, config: TaskConfig, taskids:
     options.runs_dir = new_run_dir(directory, "runs")
     try:
         runs = stream_runs(profile, config, args.epochs, plugins, options)
-        return Streams(profile, taskids, runs, make_backend(plugins, name, options, jobs), jobs)
+        backend = make_backend(plugins, name, options, jobs)
+        return Streams(profile, taskids, runs, backend, jobs,
+                       _gpu_pool(profile, runs, backend, jobs))
     except ConfigError:
         options.runs_dir.rmdir()  # nothing ran: leave no empty run directory behind
         raise
@@ -120,13 +125,32 @@ def run_streams(streams: Streams) -> list[str]:
 
     with StopRequests().installed() as stop:
         try:
-            with BackendExecutor(streams.backend, streams.runs, stop=stop) as executor:
+            with BackendExecutor(streams.backend, streams.runs, stop=stop,
+                                 devices=streams.devices) as executor:
                 return _stream_all(streams, executor)
         except SearchInterrupted as exc:
             raise StreamsInterrupted(
                 f"datagen {streams.profile.name}: {stop.received}: the streams in flight were "
                 f"cancelled; each keeps the epochs it finished (run again to continue; runs in "
                 f"{streams.runs.runs_dir})", str(stop.received)) from exc
+
+
+def _gpu_pool(profile: Profile, runs: TrialRuns, backend: Any, jobs: int) -> tuple[str, ...]:
+    """The GPUs the streams lease on a backend that places none (local): this process's
+    CUDA_VISIBLE_DEVICES pool; ConfigError when one per stream in flight does not go round."""
+    per_stream = runs.task_for(_trial(profile.taskids.start)).num_gpus
+    if backend.places_gpus or not per_stream:
+        return ()
+    from driver.gpus.assign import usable_pool
+
+    pool = usable_pool(os.environ).cuda_visible_devices
+    devices = tuple(d for d in pool.split(",") if d)
+    if per_stream * jobs > len(devices):
+        raise ConfigError(f"datagen {profile.name}: device = {profile.device!r}: {jobs} "
+                          f"stream(s) in flight need {per_stream * jobs} GPU(s), the pool "
+                          f"(CUDA_VISIBLE_DEVICES) has {len(devices)} ({pool or 'none'}): "
+                          f"lower --jobs")
+    return devices
 
 
 def stream_runs(profile: Profile, config: TaskConfig, epochs: int, plugins: Plugins,
