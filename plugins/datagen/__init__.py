@@ -42,8 +42,9 @@ class DatagenCommand(Command):
     description = (
         "init: draw the profile's configurations and seeds into its directory; "
         "run --epochs E: train them to epoch E of the profile's schedule (continuing from "
-        "checkpoints), or with --emit-slurm DIR write Slurm job scripts packed by the measured "
-        "estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
+        "checkpoints), in this process (--workers N), as one driver run per taskid on a backend "
+        "(--backend local|ray|slurm, --jobs N), or with --emit-slurm DIR write Slurm job scripts "
+        "packed by the measured estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("profile", help="the NAME of a [datagen.NAME] table")
@@ -62,8 +63,9 @@ class DatagenCommand(Command):
         group.add_argument("-j", "--jobs", type=int, metavar="N",
                            help="run: streams in flight (local default 1, ray/slurm: all)")
         group.add_argument("--backend-args", default="", metavar="'OPTIONS'",
-                           help="run: the backend's options in one string, e.g. '--address "
-                           "HOST:PORT' or '--slurm-partition gpu --slurm-time-min 240'")
+                           help="run: the backend's options in one string, given with =: "
+                           "--backend-args='--address HOST:PORT' or --backend-args='--slurm-"
+                           "partition gpu --slurm-time-min 240'")
 
     def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
         from plugins.datagen.command import run_datagen
