@@ -198,32 +198,68 @@ GPU_PROFILE = PROFILE.replace('[datagen.long]', 'device = "cuda"\n\n[datagen.lon
 
 def test_a_cuda_stream_asks_slurm_for_a_gpu_and_the_local_pool_for_one_each(
         tmp_path: Path) -> None:
-    from driver.config import load_config
-    from driver.plugins import load_plugins
     from plugins.backends.slurm import SlurmBackend, sbatch_script
-    from plugins.datagen.backend import backend_options, stream_runs
-    from plugins.datagen.profile import profile_named
+    from plugins.datagen.backend import backend_options
 
-    plugins = load_plugins(autoload=False)
-    path = tmp_path / "task_config.toml"
-    path.write_text(GPU_PROFILE)
-    config = load_config(path, plugins.registry("config_tables"))
-    options = backend_options("--slurm-partition gpu --slurm-time-min 240", plugins)
-    options.runs_dir = tmp_path / "runs"
-    runs = stream_runs(profile_named(config.tables, path, "toy"), config, 2, plugins, options)
-    job = runs.job_for(_trial(1))
+    job = _job_of(tmp_path, GPU_PROFILE, taskid=1)
     assert job.gpus == 1 and job.key == str(tmp_path / "runs" / "0001")
     assert "--epochs 2 --taskids 1" in job.task.render_command({"python": "python"})
+    options = backend_options("--slurm-partition gpu --slurm-time-min 240", _plugins())
+    options.runs_dir = tmp_path
     script = sbatch_script(SlurmBackend(options, 2), job).splitlines()
     assert {"#SBATCH --gpus-per-node=1", "#SBATCH --partition=gpu",
             "#SBATCH --time=240"} <= set(script)
 
-    assert _datagen(tmp_path, "toy", "init").returncode == 0
+    assert _datagen(tmp_path, "toy", "init").returncode == 0  # the GPU profile _job_of wrote
     done = _datagen(tmp_path, "toy", "run", "--epochs", "1", "--backend", "local", "-j", "2",
                     env={"CUDA_VISIBLE_DEVICES": "GPU-00000000-0000-0000-0000-000000000000"})
     assert done.returncode == 3 and "2 stream(s) in flight need 2 GPU(s)" in done.stderr, \
         done.stderr
     assert not list((tmp_path / "datagen" / "toy").glob("runs/*"))
+
+
+@pytest.mark.parametrize(("backend_args", "expected"), [
+    ("", {"#SBATCH --time=75", "#SBATCH --cpus-per-task=4", "#SBATCH --partition=long"}),
+    ("--slurm-time-min 240 --slurm-cpus-per-run 2 --slurm-partition gpu",
+     {"#SBATCH --time=240", "#SBATCH --cpus-per-task=2", "#SBATCH --partition=gpu"}),
+])
+def test_slurm_streams_take_the_profiles_settings_unless_given(backend_args: str,
+                                                               expected: set[str],
+                                                               tmp_path: Path) -> None:
+    from plugins.backends.slurm import SlurmBackend, sbatch_script
+    from plugins.datagen.backend import backend_options, slurm_defaults
+    from plugins.datagen.plan import Remaining
+    from plugins.datagen.profile import parse_profile
+
+    profile = parse_profile("toy", {"cpus_per_job": 4, "partition": "long", "mode": "toy"},
+                            tmp_path)
+    left = [Remaining(0, 10, 1000.0), Remaining(1, 30, 3000.0)]  # the longest: 1.5 x 3000 s
+    options = backend_options(backend_args, _plugins(), slurm_defaults(profile, left))
+    options.runs_dir = tmp_path
+    script = sbatch_script(SlurmBackend(options, 2), _job_of(tmp_path, PROFILE, taskid=0))
+    assert expected <= set(script.splitlines()), script
+
+
+def _plugins():  # type: ignore[no-untyped-def]
+    from driver.plugins import load_plugins
+
+    return load_plugins(autoload=False)
+
+
+def _job_of(tmp_path: Path, profile_text: str, taskid: int):  # type: ignore[no-untyped-def]
+    """The job of stream *taskid* of profile ``toy`` in *profile_text*, trained to epoch 2."""
+    from driver.config import load_config
+    from plugins.datagen.backend import backend_options, stream_runs
+    from plugins.datagen.profile import profile_named
+
+    plugins = _plugins()
+    path = tmp_path / "task_config.toml"
+    path.write_text(profile_text)
+    config = load_config(path, plugins.registry("config_tables"))
+    options = backend_options("", plugins)
+    options.runs_dir = tmp_path / "runs"
+    runs = stream_runs(profile_named(config.tables, path, "toy"), config, 2, plugins, options)
+    return runs.job_for(_trial(taskid))
 
 
 def _trial(taskid: int):  # type: ignore[no-untyped-def]

@@ -15,11 +15,12 @@ keeps the epochs it finished: every epoch is one transaction of its store).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from driver.errors import BenchDriverError, ConfigError, ExitCode
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from driver.plugins import Plugins
     from driver.search import TrialResult
     from driver.search_backend import BackendExecutor, TrialRuns
+    from plugins.datagen.plan import Remaining
     from plugins.datagen.profile import Profile
 
 STREAM_TASK = "datagen_stream"
@@ -96,16 +98,19 @@ class Streams:
     devices: tuple[str, ...] = ()  # the GPUs the streams lease (a backend that places none)
 
 
-def open_streams(profile: Profile, directory: Path, config: TaskConfig, taskids: Sequence[int],
-                 args: argparse.Namespace, plugins: Plugins) -> Streams:
-    """Check the backend and its options, make it and the stream task: nothing has run yet
-    (ConfigError, exit 3, and no run directory left, when something is wrong)."""
+def open_streams(profile: Profile, directory: Path, config: TaskConfig,
+                 left: Sequence[Remaining], args: argparse.Namespace,
+                 plugins: Plugins) -> Streams:
+    """Check the backend and its options, make it and the stream task for the taskids of
+    *left*: nothing has run yet (ConfigError, exit 3, and no run directory left, when something
+    is wrong)."""
     from driver.backends import DEFAULT_BACKEND, check_jobs, make_backend
     from driver.benchmark import new_run_dir
 
-    name = args.backend or DEFAULT_BACKEND
+    name, taskids = args.backend or DEFAULT_BACKEND, [r.taskid for r in left]
     jobs = check_jobs(args.jobs, name) or len(taskids)
-    options = backend_options(args.backend_args, plugins)
+    defaults = slurm_defaults(profile, left) if name == "slurm" else {}
+    options = backend_options(args.backend_args, plugins, defaults)
     options.runs_dir = new_run_dir(directory, "runs")
     try:
         runs = stream_runs(profile, config, args.epochs, plugins, options)
@@ -168,10 +173,29 @@ def stream_runs(profile: Profile, config: TaskConfig, epochs: int, plugins: Plug
     return runs
 
 
-def backend_options(text: str, plugins: Plugins) -> argparse.Namespace:
-    """``--backend-args``, parsed by the options the backend plugins add to ``run``."""
-    parser = argparse.ArgumentParser(prog="--backend-args", add_help=False, exit_on_error=False)
+def slurm_defaults(profile: Profile, left: Sequence[Remaining]) -> dict[str, Any]:
+    """The profile's Slurm settings as the defaults of ``--backend slurm``'s options: every
+    stream is one job, all with the time limit of the longest (its estimate x TIME_MARGIN, at
+    least MIN_JOB_S, as ``--emit-slurm``), the profile's CPUs and partition."""
+    from plugins.datagen.plan import MIN_JOB_S, TIME_MARGIN
+
+    longest_s = max((r.seconds for r in left), default=0.0)
+    defaults: dict[str, Any] = {"slurm_time_min": math.ceil(max(MIN_JOB_S, TIME_MARGIN *
+                                                                 longest_s) / 60),
+                                "slurm_cpus_per_run": profile.cpus_per_job}
+    if profile.partition:
+        defaults["slurm_partition"] = profile.partition
+    return defaults
+
+
+def backend_options(text: str, plugins: Plugins,
+                    defaults: Mapping[str, Any] | None = None) -> argparse.Namespace:
+    """``--backend-args``, parsed by the options the backend plugins add to ``run`` (with
+    *defaults* for the options the text does not give)."""
+    parser = argparse.ArgumentParser(prog="--backend-args", add_help=False, exit_on_error=False,
+                                     allow_abbrev=False)
     plugins.call_hook("bench_driver_addoption", command="run", parser=parser)
+    parser.set_defaults(**(defaults or {}))
     try:
         options, unknown = parser.parse_known_args(shlex.split(text))
     except (argparse.ArgumentError, ValueError) as exc:

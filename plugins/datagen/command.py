@@ -74,7 +74,7 @@ def _run(profile: Profile, directory: Path, args: argparse.Namespace, config: Ta
     rate = seconds_per_epoch(profile, directory)
     left = remaining(profile, directory, samples, args.epochs, rate)
     on_backend = args.backend is not None or args.jobs is not None
-    streams = open_streams(profile, directory, config, taskids, args, plugins) \
+    streams = open_streams(profile, directory, config, left, args, plugins) \
         if on_backend else None
     print(describe(profile, rate, left, args.epochs), flush=True)
     if args.emit_slurm is not None:
