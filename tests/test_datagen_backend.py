@@ -84,6 +84,8 @@ def test_local_streams_store_the_in_process_values_and_continue(reference: Path,
     directory = _initialised(tmp_path)
     first = _datagen(tmp_path, "toy", "run", "--epochs", "1", "--backend", "local", "-j", "2")
     assert first.returncode == 0, first.stderr
+    assert f"2 stream(s) on the local backend, 2 at once, runs in {directory / 'runs'}/" in \
+        first.stdout
     for taskid in (0, 1):
         assert _exact(directory, taskid, 2) == _exact(reference, taskid, 1) != []
         assert f"datagen toy: taskid {taskid}: 2 epoch(s) trained at " in first.stdout

@@ -92,6 +92,7 @@ class Streams:
 
     profile: Profile
     taskids: Sequence[int]
+    name: str  # the backend's
     runs: TrialRuns
     backend: Any  # a Backend behind the plugin guard (driver.guard.Guarded)
     jobs: int
@@ -115,7 +116,7 @@ def open_streams(profile: Profile, directory: Path, config: TaskConfig,
     try:
         runs = stream_runs(profile, config, args.epochs, plugins, options)
         backend = make_backend(plugins, name, options, jobs)
-        return Streams(profile, taskids, runs, backend, jobs,
+        return Streams(profile, taskids, name, runs, backend, jobs,
                        _gpu_pool(profile, runs, backend, jobs))
     except ConfigError:
         options.runs_dir.rmdir()  # nothing ran: leave no empty run directory behind
@@ -128,6 +129,9 @@ def run_streams(streams: Streams) -> list[str]:
     from driver.runner import StopRequests
     from driver.search_backend import BackendExecutor, SearchInterrupted
 
+    print(f"datagen {streams.profile.name}: {len(streams.taskids)} stream(s) on the "
+          f"{streams.name} backend, {streams.jobs} at once, runs in {streams.runs.runs_dir}",
+          flush=True)
     with StopRequests().installed() as stop:
         try:
             with BackendExecutor(streams.backend, streams.runs, stop=stop,
