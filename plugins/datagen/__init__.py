@@ -42,8 +42,9 @@ class DatagenCommand(Command):
     description = (
         "init: draw the profile's configurations and seeds into its directory; "
         "run --epochs E: train them to epoch E of the profile's schedule (continuing from "
-        "checkpoints), or with --emit-slurm DIR write Slurm job scripts packed by the measured "
-        "estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
+        "checkpoints), in this process (--workers N), as one driver run per taskid on a backend "
+        "(--backend local|ray|slurm, --jobs N), or with --emit-slurm DIR write Slurm job scripts "
+        "packed by the measured estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("profile", help="the NAME of a [datagen.NAME] table")
@@ -51,11 +52,20 @@ class DatagenCommand(Command):
         parser.add_argument("--config", type=Path, default=Path("task_config.toml"),
                             help="task config file (default: ./task_config.toml)")
         parser.add_argument("--epochs", type=int, help="run: train up to this epoch")
-        parser.add_argument("--workers", type=int, default=1,
+        parser.add_argument("--workers", type=int,
                             help="run: taskids trained at once, one process each (default 1)")
         parser.add_argument("--taskids", help="run: only these taskids (e.g. 0,2,5)")
         parser.add_argument("--emit-slurm", type=Path, metavar="DIR",
                             help="run: write sbatch scripts to DIR instead of training")
+        group = parser.add_argument_group("run on an execution backend (docs/datagen.md)")
+        group.add_argument("--backend", help="run: each taskid's stream one driver run on this "
+                           "backend (local, ray, slurm), in PROFILE_DIR/runs")
+        group.add_argument("-j", "--jobs", type=int, metavar="N",
+                           help="run: streams in flight (local default 1, ray/slurm: all)")
+        group.add_argument("--backend-args", default="", metavar="'OPTIONS'",
+                           help="run: the backend's options in one string, given with =: "
+                           "--backend-args='--address HOST:PORT' or --backend-args='--slurm-"
+                           "partition gpu --slurm-time-min 240'")
 
     def run(self, args: argparse.Namespace, plugins: Plugins) -> int:
         from plugins.datagen.command import run_datagen

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Sequence
 from driver.errors import ConfigError, ExitCode
 
 if TYPE_CHECKING:
+    from driver.config import TaskConfig
     from driver.plugins import Plugins
     from plugins.datagen.profile import Profile
 
@@ -26,7 +27,7 @@ def run_datagen(args: argparse.Namespace, plugins: Plugins) -> int:
         return _init(profile, directory, plugins)
     if args.action == "merge":
         return _merge(profile, directory)
-    return _run(profile, directory, args)
+    return _run(profile, directory, args, config, plugins)
 
 
 def _init(profile: Profile, directory: Path, plugins: Plugins) -> int:
@@ -54,26 +55,39 @@ def _merge(profile: Profile, directory: Path) -> int:
     return ExitCode.OK
 
 
-def _run(profile: Profile, directory: Path, args: argparse.Namespace) -> int:
+def _run(profile: Profile, directory: Path, args: argparse.Namespace, config: TaskConfig,
+         plugins: Plugins) -> int:
+    from plugins.datagen.backend import (StreamsFailed, check_backend_args, open_streams,
+                                         run_streams)
     from plugins.datagen.generate import check_epochs, read_samples
     from plugins.datagen.plan import describe, remaining, seconds_per_epoch
 
     if args.epochs is None:
         raise ConfigError(f"datagen {profile.name} run needs --epochs E (1..{profile.epochs})")
     check_epochs(profile, args.epochs)
-    if args.workers < 1:
-        raise ConfigError(f"--workers {args.workers}: expected a whole number >= 1")
+    check_backend_args(args)
+    workers = 1 if args.workers is None else args.workers
+    if workers < 1:
+        raise ConfigError(f"--workers {workers}: expected a whole number >= 1")
     taskids = _taskids(profile, args.taskids)
     samples = read_samples(directory, taskids)
     rate = seconds_per_epoch(profile, directory)
     left = remaining(profile, directory, samples, args.epochs, rate)
+    on_backend = args.backend is not None or args.jobs is not None
+    streams = open_streams(profile, directory, config, left, args, plugins) \
+        if on_backend else None
     print(describe(profile, rate, left, args.epochs), flush=True)
     if args.emit_slurm is not None:
         return _emit_slurm(profile, left, args)
-    _train(profile, directory, taskids, args.epochs, args.workers)
+    failures = _train(profile, directory, taskids, args.epochs, workers) if streams is None \
+        else run_streams(streams)
     rate = seconds_per_epoch(profile, directory)  # measured by this run too
     print(describe(profile, rate, remaining(profile, directory, samples, profile.epochs, rate),
                    profile.epochs), flush=True)
+    if failures:
+        raise StreamsFailed(f"datagen {profile.name}: {len(failures)} of {len(taskids)} "
+                            f"stream(s) failed: {'; '.join(failures)}; the epochs they finished "
+                            f"are stored: run again to continue them")
     return ExitCode.OK
 
 
@@ -93,13 +107,22 @@ def _taskids(profile: Profile, text: str | None) -> list[int]:
 
 
 def _train(profile: Profile, directory: Path, taskids: Sequence[int], epochs: int,
-           workers: int) -> None:
+           workers: int) -> list[str]:
+    """Train *taskids* in this process (or a pool of *workers*), then say how many epochs that
+    was (the line a stream's run scrapes); nothing failed (an error raises)."""
+    from plugins.datagen.backend import TRAINED_LINE
+
+    trained = _trained(profile, directory, taskids, epochs, workers)
+    print(TRAINED_LINE.format(name=profile.name, epochs=trained), flush=True)
+    return []
+
+
+def _trained(profile: Profile, directory: Path, taskids: Sequence[int], epochs: int,
+             workers: int) -> int:
     from plugins.datagen.generate import run_stream
 
     if workers == 1 or len(taskids) == 1:
-        for taskid in taskids:
-            run_stream(profile, directory, taskid, epochs, _print)
-        return
+        return sum(run_stream(profile, directory, taskid, epochs, _print) for taskid in taskids)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -107,8 +130,7 @@ def _train(profile: Profile, directory: Path, taskids: Sequence[int], epochs: in
     with ProcessPoolExecutor(min(workers, len(taskids)), mp_context=context) as pool:
         futures = [pool.submit(run_stream, profile, directory, t, epochs, _print)
                    for t in taskids]
-        for future in futures:
-            future.result()
+        return sum(future.result() for future in futures)
 
 
 def _print(line: str) -> None:
