@@ -35,7 +35,7 @@ from driver.search import Evaluator, Executor, Trial, TrialResult
 
 if TYPE_CHECKING:
     from driver.config import TaskConfig, TaskSpec
-    from driver.plugins import PluginSet
+    from driver.plugins import Plugins, PluginSet
     from driver.runner import StopRequests
 
 POLICIES = ("tell", "stop")
@@ -237,3 +237,24 @@ def _failure(finished: Finished, value: float | None, metric: str) -> str | None
     if value is None:
         return f"the run's log never matched the metric {metric!r}"
     return None
+
+
+def backend_options(text: str, plugins: Plugins,
+                    defaults: Mapping[str, Any] | None = None) -> argparse.Namespace:
+    """``--backend-args TEXT`` (a live search's ``backend_args``, ``datagen run``'s option),
+    parsed by the options the backend plugins add to ``run``; *defaults* for those TEXT does
+    not give. ConfigError for an option no backend has (abbreviations included)."""
+    import shlex
+
+    parser = argparse.ArgumentParser(prog="--backend-args", add_help=False, exit_on_error=False,
+                                     allow_abbrev=False)
+    plugins.call_hook("bench_driver_addoption", command="run", parser=parser)
+    parser.set_defaults(**(defaults or {}))
+    try:
+        options, unknown = parser.parse_known_args(shlex.split(text))
+    except (argparse.ArgumentError, ValueError) as exc:
+        raise ConfigError(f"--backend-args {text!r}: {exc}") from None
+    if unknown:
+        raise ConfigError(f"--backend-args {text!r}: unknown option(s) {' '.join(unknown)}; "
+                          f"the backends' options are listed by `bench-driver run --help`")
+    return options

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shlex
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +24,7 @@ from driver.errors import ConfigError
 from driver.plugins import Plugins
 from driver.search import Evaluator, SearchOutcome, Trial
 from driver.search_backend import POLICIES, BackendExecutor, TrialRuns
+from driver.search_backend import backend_options as parse_backend_args
 
 IN_PROCESS = "none"  # the evaluator trains in the search's own process, one trial at a time
 TRIAL_TASK = "nas201_live_trial"
@@ -134,15 +134,7 @@ def trial_sets(args: argparse.Namespace, evaluator: Evaluator,
 
 def backend_options(args: argparse.Namespace, plugins: Plugins) -> argparse.Namespace:
     """``--backend-args`` parsed by the options the backend plugins add to ``run``."""
-    parser = argparse.ArgumentParser(prog="--backend-args", add_help=False, exit_on_error=False)
-    plugins.call_hook("bench_driver_addoption", command="run", parser=parser)
-    try:
-        options, unknown = parser.parse_known_args(shlex.split(args.backend_args))
-    except (argparse.ArgumentError, ValueError) as exc:
-        raise ConfigError(f"--backend-args {args.backend_args!r}: {exc}") from None
-    if unknown:
-        raise ConfigError(f"--backend-args {args.backend_args!r}: unknown option(s) "
-                          f"{' '.join(unknown)}; see `python -m driver run --help` (backends)")
+    options = parse_backend_args(args.backend_args, plugins)
     options.runs_dir = args.trials_dir
     return options
 

@@ -201,7 +201,7 @@ GPU_PROFILE = PROFILE.replace('[datagen.long]', 'device = "cuda"\n\n[datagen.lon
 def test_a_cuda_stream_asks_slurm_for_a_gpu_and_the_local_pool_for_one_each(
         tmp_path: Path) -> None:
     from plugins.backends.slurm import SlurmBackend, sbatch_script
-    from plugins.datagen.backend import backend_options
+    from driver.search_backend import backend_options
 
     job = _job_of(tmp_path, GPU_PROFILE, taskid=1)
     assert job.gpus == 1 and job.key == str(tmp_path / "runs" / "0001")
@@ -229,7 +229,8 @@ def test_slurm_streams_take_the_profiles_settings_unless_given(backend_args: str
                                                                expected: set[str],
                                                                tmp_path: Path) -> None:
     from plugins.backends.slurm import SlurmBackend, sbatch_script
-    from plugins.datagen.backend import backend_options, slurm_defaults
+    from driver.search_backend import backend_options
+    from plugins.datagen.backend import slurm_defaults
     from plugins.datagen.plan import Remaining
     from plugins.datagen.profile import parse_profile
 
@@ -251,7 +252,8 @@ def _plugins():  # type: ignore[no-untyped-def]
 def _job_of(tmp_path: Path, profile_text: str, taskid: int):  # type: ignore[no-untyped-def]
     """The job of stream *taskid* of profile ``toy`` in *profile_text*, trained to epoch 2."""
     from driver.config import load_config
-    from plugins.datagen.backend import backend_options, stream_runs
+    from driver.search_backend import backend_options
+    from plugins.datagen.backend import stream_runs
     from plugins.datagen.profile import profile_named
 
     plugins = _plugins()

@@ -17,10 +17,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from driver.errors import BenchDriverError, ConfigError, ExitCode
 
@@ -107,6 +106,7 @@ def open_streams(profile: Profile, directory: Path, config: TaskConfig,
     is wrong)."""
     from driver.backends import DEFAULT_BACKEND, check_jobs, make_backend
     from driver.benchmark import new_run_dir
+    from driver.search_backend import backend_options
 
     name, taskids = args.backend or DEFAULT_BACKEND, [r.taskid for r in left]
     jobs = check_jobs(args.jobs, name) or len(taskids)
@@ -190,24 +190,6 @@ def slurm_defaults(profile: Profile, left: Sequence[Remaining]) -> dict[str, Any
     if profile.partition:
         defaults["slurm_partition"] = profile.partition
     return defaults
-
-
-def backend_options(text: str, plugins: Plugins,
-                    defaults: Mapping[str, Any] | None = None) -> argparse.Namespace:
-    """``--backend-args``, parsed by the options the backend plugins add to ``run`` (with
-    *defaults* for the options the text does not give)."""
-    parser = argparse.ArgumentParser(prog="--backend-args", add_help=False, exit_on_error=False,
-                                     allow_abbrev=False)
-    plugins.call_hook("bench_driver_addoption", command="run", parser=parser)
-    parser.set_defaults(**(defaults or {}))
-    try:
-        options, unknown = parser.parse_known_args(shlex.split(text))
-    except (argparse.ArgumentError, ValueError) as exc:
-        raise ConfigError(f"--backend-args {text!r}: {exc}") from None
-    if unknown:
-        raise ConfigError(f"--backend-args {text!r}: unknown option(s) {' '.join(unknown)}; "
-                          f"the backends' options are listed by `bench-driver run --help`")
-    return options
 
 
 def _trial(taskid: int) -> Any:
