@@ -215,3 +215,22 @@ def test_a_store_of_another_format_is_refused(tmp_path: Path) -> None:
     path.write_text("not sqlite")
     with pytest.raises(Exception, match="not a datagen store"):
         StreamStore(path)
+
+
+def test_a_finished_store_is_compacted_once_and_never_rewritten_by_a_reader(
+        tmp_path: Path) -> None:
+    """The last checkpoint dropped gives its space back (VACUUM); opening the finished store
+    again to read it (an estimate, a merge) writes nothing."""
+    path = tmp_path / "stream.sqlite"
+    store = StreamStore(path)
+    key, values = (0, 0, "cifar10-valid"), {c: 1.0 for c in EPOCH_COLUMNS}
+    store.record_epoch(key, 1, values, b"x" * 200_000)  # a checkpoint of ~50 pages
+    store.record_epoch(key, 2, values, None)  # the schedule is done: dropped
+    store.close()
+    compact = path.stat()
+    assert compact.st_size < 100_000
+    reader = StreamStore(path)
+    assert reader.epochs_done(*key) == 2
+    reader.close()
+    again = path.stat()
+    assert (again.st_size, again.st_mtime_ns) == (compact.st_size, compact.st_mtime_ns)

@@ -74,10 +74,13 @@ class StreamStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.db = connect(path)
+        self._dropped = False  # this connection dropped a checkpoint
 
     def close(self) -> None:
-        """Close the file; give back the space of dropped checkpoints once none is left."""
-        if self.db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0:
+        """Close the file; give back the space of dropped checkpoints once none is left (only
+        after dropping one here: a store only read, e.g. for an estimate, is never rewritten)."""
+        if self._dropped and \
+                self.db.execute("SELECT COUNT(*) FROM checkpoints").fetchone()[0] == 0:
             self.db.execute("VACUUM")
         self.db.close()
 
@@ -111,6 +114,7 @@ class StreamStore:
             if state is None:
                 self.db.execute("DELETE FROM checkpoints WHERE taskid=? AND model_idx=? AND "
                                 "dataset=?", key)
+                self._dropped = True
             else:
                 self.db.execute("INSERT OR REPLACE INTO checkpoints VALUES(?,?,?,?,?)",
                                 (*key, epoch, state))
