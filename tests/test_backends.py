@@ -23,7 +23,8 @@ from driver.plugins import PluginSet
 from tests import fake_nvml
 
 # speed depends on {seed}; each run appends "start|end REP DEVICES" to events.log. --kill-at REP
-# SIGKILLs the run's worker (an ancestor) once; --hold-s keeps a run busy a moment.
+# SIGKILLs the run's worker (an ancestor) once; --hold-s keeps a run busy a moment; --wait-at REP
+# (-2: every repetition) waits until the file "release" exists.
 TOY = """
 import argparse, os, signal, sys, time
 p = argparse.ArgumentParser()
@@ -46,7 +47,7 @@ if a.rep == a.kill_at and not os.path.exists("killed-once"):
         pid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
     os.kill(pid, signal.SIGKILL)  # the worker dies; its watchdog ends this process
     time.sleep(60)
-while a.rep == a.wait_at and not os.path.exists("release"):
+while a.wait_at in (a.rep, -2) and not os.path.exists("release"):
     time.sleep(0.02)
 time.sleep(a.hold_s)
 print(f"speed: {100 + 10 * a.seed}")
@@ -161,32 +162,30 @@ def test_a_worker_killed_mid_run_is_that_runs_failure_and_reruns_on_resume(toy, 
 
 
 def test_sigterm_stops_every_run_and_resume_reruns_them(toy, tmp_path):
+    """Both runs in flight wait (a run that finished first would free its slot for the next one
+    before the signal: a race), so the signal finds exactly a/0 and a/1 running."""
     toy()
-    driver = subprocess.Popen(
-        [sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2", "--set", "wait_at=1",
-         "--quiet", "--verbose"], cwd=tmp_path, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)})
+    run = [sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2", "--set",
+           "wait_at=-2", "--quiet"]
+    driver = subprocess.Popen(run + ["--verbose"], cwd=tmp_path, stderr=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert driver.stderr is not None
-    for line in driver.stderr:  # the console says when the second run has started
-        if "started exp/tag=a repetition 1" in line:
-            break
-    while "start a/1" not in _events(tmp_path):
-        time.sleep(0.02)  # until the run's command is up
+    while not {"start a/0", "start a/1"} <= {" ".join(line.split()[:2]) for line in
+                                             _events(tmp_path).splitlines()}:
+        time.sleep(0.02)  # until both runs' commands are up
     driver.send_signal(signal.SIGTERM)
     assert driver.wait(timeout=60) == 128 + signal.SIGTERM
-    record = json.loads((tmp_path / "bench-runs/exp/tag=a/1/record.json").read_text())
-    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
-    assert not (tmp_path / "bench-runs/exp/tag=b/0").exists()  # nothing new started
-    unfinished = sorted(f"a/{p.parent.name}" for p in (tmp_path / "bench-runs/exp/tag=a").glob(
-        "*/record.json") if json.loads(p.read_text())["status"] != "ok") + ["b/0", "b/1"]
+    for rep in (0, 1):
+        record = json.loads((tmp_path / f"bench-runs/exp/tag=a/{rep}/record.json").read_text())
+        assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+    assert not list((tmp_path / "bench-runs/exp").glob("tag=b/*/record.json"))  # none started
     (tmp_path / "release").touch()
     (tmp_path / "events.log").unlink()
-    again = subprocess.run([sys.executable, "-m", "driver", "--experiment", "exp", "-j", "2",
-                            "--set", "wait_at=1", "--quiet"], cwd=tmp_path, capture_output=True,
-                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    again = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert again.returncode == 0, again.stderr
     assert sorted(line.split()[1] for line in _events(tmp_path).splitlines()
-                  if line.startswith("start")) == unfinished  # what had finished is kept
+                  if line.startswith("start")) == ["a/0", "a/1", "b/0", "b/1"]
 
 
 def _events(tmp_path: Path) -> str:
