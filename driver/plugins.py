@@ -106,6 +106,7 @@ class PluginSet(Record):
 
 
 _IMPL_MARK = hookspecs.PROJECT + "_impl"  # the attribute pluggy's @hookimpl sets
+_SPEC_MARK = hookspecs.PROJECT + "_spec"  # ... and @hookspec
 
 
 class _Manager(pluggy.PluginManager):
@@ -127,6 +128,13 @@ class _Manager(pluggy.PluginManager):
             if inspect.isroutine(method):
                 return {}
         return opts
+
+    def parse_hookspec_opts(self, module_or_class: Any, name: str) -> Any:
+        if isinstance(module_or_class, ModuleType):  # driver.hookspecs: its functions, cheaply
+            value = vars(module_or_class).get(name)
+            marked = getattr(value, _SPEC_MARK, None) if isinstance(value, FunctionType) else None
+            return marked if isinstance(marked, dict) else None
+        return super().parse_hookspec_opts(module_or_class, name)
 
 
 class Plugins:
