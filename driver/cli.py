@@ -89,7 +89,7 @@ def console() -> None:
 
     The cyclic garbage collector runs every :data:`GC_THRESHOLD` allocations instead of
     Python's 700: a start-up allocates ~20,000 objects that live to the end, and collecting
-    young objects 20 times over cost a run ~10M instructions (3%); mypy raises its threshold
+    young objects 20 times over cost a run ~8M instructions (3%); mypy raises its threshold
     for the same reason. Garbage without cycles is freed at once whatever the threshold."""
     gc.set_threshold(GC_THRESHOLD)
     code = main()  # standard output is flushed by main
