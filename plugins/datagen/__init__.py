@@ -44,7 +44,8 @@ class DatagenCommand(Command):
         "run --epochs E: train them to epoch E of the profile's schedule (continuing from "
         "checkpoints), in this process (--workers N), as one driver run per taskid on a backend "
         "(--backend local|ray|slurm, --jobs N), or with --emit-slurm DIR write Slurm job scripts "
-        "packed by the measured estimate; merge: build the tabular benchmark (benchmark.sqlite) from the stores")
+        "packed by the measured estimate; merge: build the tabular benchmark (benchmark.sqlite) "
+        "from the stores")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("profile", help="the NAME of a [datagen.NAME] table")

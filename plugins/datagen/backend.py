@@ -70,19 +70,21 @@ def stream_task(profile: Profile, config_path: Path) -> dict[str, Any]:
     }
 
 
-def check_backend_args(args: argparse.Namespace) -> None:
-    """Refuse, before anything runs, the options that do not go with a backend (or without)."""
+def check_backend_args(args: argparse.Namespace) -> bool:
+    """Whether the streams run on a backend (``--backend`` or ``--jobs``); refuse, before
+    anything runs, the options that do not go with a backend (or without)."""
     if args.backend is None and args.jobs is None:
         if args.backend_args:
             raise ConfigError("--backend-args are the backend's options: give --backend NAME "
                               "(or --jobs N for the local backend) too")
-        return
+        return False
     if args.workers is not None:
         raise ConfigError(f"--workers {args.workers} trains taskids in this process's pool; "
                           f"with a backend the streams in flight are --jobs N: drop --workers")
     if args.emit_slurm is not None:
         raise ConfigError("--emit-slurm writes job scripts instead of running: drop --backend "
                           "and --jobs (or use --backend slurm to submit the streams now)")
+    return True
 
 
 @dataclass(frozen=True)

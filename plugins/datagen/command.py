@@ -65,15 +65,14 @@ def _run(profile: Profile, directory: Path, args: argparse.Namespace, config: Ta
     if args.epochs is None:
         raise ConfigError(f"datagen {profile.name} run needs --epochs E (1..{profile.epochs})")
     check_epochs(profile, args.epochs)
-    check_backend_args(args)
+    on_backend = check_backend_args(args)
     workers = 1 if args.workers is None else args.workers
     if workers < 1:
         raise ConfigError(f"--workers {workers}: expected a whole number >= 1")
     taskids = _taskids(profile, args.taskids)
     samples = read_samples(directory, taskids)
-    rate = seconds_per_epoch(profile, directory)
+    rate = seconds_per_epoch(profile, directory, taskids)
     left = remaining(profile, directory, samples, args.epochs, rate)
-    on_backend = args.backend is not None or args.jobs is not None
     streams = open_streams(profile, directory, config, left, args, plugins) \
         if on_backend else None
     print(describe(profile, rate, left, args.epochs), flush=True)
@@ -81,7 +80,7 @@ def _run(profile: Profile, directory: Path, args: argparse.Namespace, config: Ta
         return _emit_slurm(profile, left, args)
     failures = _train(profile, directory, taskids, args.epochs, workers) if streams is None \
         else run_streams(streams)
-    rate = seconds_per_epoch(profile, directory)  # measured by this run too
+    rate = seconds_per_epoch(profile, directory, taskids)  # measured by this run too
     print(describe(profile, rate, remaining(profile, directory, samples, profile.epochs, rate),
                    profile.epochs), flush=True)
     if failures:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from plugins.datagen.profile import Profile
 from plugins.datagen.sampling import Sample
@@ -35,10 +35,13 @@ class Remaining:
 Rates = dict[str, tuple[float, int]]  # data set -> (seconds per epoch, epochs measured)
 
 
-def seconds_per_epoch(profile: Profile, directory: Path) -> Rates:
-    """Per data set: ``(seconds per epoch, epochs measured)``; 0 measured = the estimate."""
+def seconds_per_epoch(profile: Profile, directory: Path,
+                      taskids: Iterable[int] | None = None) -> Rates:
+    """Per data set: ``(seconds per epoch, epochs measured)`` in the stores of *taskids* (every
+    taskid of the profile by default); 0 measured = the estimate. A ``--taskids T`` run (each
+    stream on a backend is one) reads its own stores only, never every other stream's."""
     totals = {d: [0.0, 0] for d in profile.datasets}
-    for taskid in profile.taskids:
+    for taskid in profile.taskids if taskids is None else taskids:
         path = store_path(directory, taskid)
         if not path.is_file():
             continue
