@@ -170,14 +170,24 @@ def test_compare_of_single_runs_says_no_test_is_possible(cli, tmp_path):
 
 
 def test_compare_of_repeated_runs_has_no_single_run_note(cli, write_config, tmp_path):
-    flaky(tmp_path, write_config)
-    for _ in range(2):
-        done = cli("--task-name", "flaky", "--repetitions", "3")
+    # The second set is 20% faster: a verdict beyond the threshold, resting on 3 runs a side.
+    (tmp_path / "fast.py").write_text(
+        "import os, sys\nboost = 20 if os.path.exists('boost') else 0\n"
+        "print(f'speed: {100 + boost + int(sys.argv[1])}')\n")
+    write_config(speed_task("fast", "{python} fast.py {repetition}"))
+    for boost in (False, True):
+        if boost:
+            (tmp_path / "boost").touch()
+        done = cli("--task-name", "fast", "--repetitions", "3")
         assert done.returncode == 0, done.stderr
-    sets = sorted(tmp_path.glob("bench-runs/flaky/*/summary.json"))
-    compared = cli("compare", str(sets[0]), str(sets[1]))
+    sets = sorted(tmp_path.glob("bench-runs/fast/*/summary.json"))
+    # Only the speed: the polled memory of a 20 ms task is noise (a sample lands anywhere in it).
+    compared = cli("compare", str(sets[0]), str(sets[1]), "--metric", "speed")
     assert compared.returncode == 0, compared.stderr
-    assert "n=1" not in compared.stdout and "no significance test" not in compared.stderr
+    row = compared.stdout.splitlines()[1].split()
+    assert row[:4] == ["fast.speed", "higher", "101", "121"], row
+    assert float(row[6]) < 0.05 and "n=1" not in compared.stdout
+    assert "no significance test" not in compared.stderr
 
 
 # --- timeline plots -----------------------------------------------------------------------------
