@@ -6,21 +6,29 @@ Timed, as wall time of the whole process, medians of ``--repeat`` interleaved ru
 
 * the driver: ``bench-driver --config ... --task-name trivial --quiet ...`` whose task runs
   ``true`` (config, plugins, the run directory, the run, the record and the result file);
-* the reference: ``python3 -c pass`` with the interpreter that runs the driver (the venv's);
-* for context: ``bench-driver --version`` and ``python3 -S -c pass`` (no ``site``: what the
-  interpreter costs before the venv's ``.pth`` files, e.g. the editable install's finder, run).
+* the reference: ``python3 -c pass`` with the interpreter that runs the driver;
+* both in two installs of this tree:
+  - a regular one, as ``pip install .`` (or a wheel from an index) makes it: the tree built into
+    a wheel and installed in a fresh venv under the temp dir, the dependencies this environment's.
+    This is the headline ratio: what users run;
+  - this environment as it is, usually the editable install of the README. Its ``python3 -c
+    pass`` runs the editable install's finder at ``site`` time (the finder imports pathlib, re,
+    urllib.parse...: ~50M instructions, ~half of that reference's time), which the driver needs
+    anyway, so the ratio there reads about half the regular one;
+* for context: ``bench-driver --version`` and ``python3 -S -c pass`` (no ``site``).
 
 Both sides get a bytecode cache (``PYTHONPYCACHEPREFIX`` in a temp dir, warmed first), as an
 installed driver has (the driver keeps its parsed task config there too: driver.tomlcache). Where
 ``PYTHONDONTWRITEBYTECODE`` is set and the sources have no cache (an editable install on these
 machines), the driver is also timed as it then runs: compiling its modules on every start.
-Prints ``RATIO startup_overhead`` = driver / ``python3 -c pass`` (target at most 3x, issue 13),
-where the driver's time goes stage by stage (the trivial run in-process, with timers around the
+Prints ``RATIO startup_overhead`` = driver / ``python3 -c pass`` of the regular install (target at
+most 3x, issue 13; the environment's own install when no wheel can be built, said so), where the
+driver's time goes stage by stage (the trivial run in-process, with timers around the
 pipeline's functions: imports, the parser, config and plugins, the record writes, the run with its
 helper processes, the reporters; medians), and the top offenders of ``python -X importtime`` for
 ``import driver.cli`` and for the whole trivial run. With ``--instructions``, instruction counts
 from valgrind (the same on a loaded machine): the run, its imports, and the stdlib and third-party
-modules those imports pull in (the floor).
+modules those imports pull in (the floor), in both installs.
 Asserts nothing.
 """
 
@@ -29,18 +37,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import site
+import subprocess
 import sys
 import tempfile
+import venv
 from pathlib import Path
 from typing import Mapping
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # the driver, when not installed
 
-from _common import (driver_command, driver_env, machine_line, median,  # noqa: E402
-                     print_ratio, run_timed, spread, write_task_config)
+from _common import (DRIVER_COMMAND_ENV, REPO, driver_command, driver_env,  # noqa: E402
+                     machine_line, median, print_ratio, run_timed, spread, write_task_config)
 
 TASK = "trivial"
 TARGET = 3.0
+REGULAR_PASS = "regular install: python3 -c pass (the reference)"
+REGULAR_RUN = "regular install: bench-driver, task running `true`"
+REGULAR_PLUGGY = "regular install: python3 -c 'import pluggy'"
+REGULAR_FLOOR = "regular install: python3 -c 'import <the floor>'"
+HERE_PASS = "this environment: python3 -c pass"
+HERE_RUN = "this environment: bench-driver, task running `true`"
 
 #: Runs the driver's trivial run in-process with timers around the pipeline's functions (those
 #: that exist: the harness outlives renames) and prints ``{stage: ms}`` as JSON on stderr.
@@ -152,13 +169,11 @@ IMPORTS = ("import driver.cli, driver.benchmark, driver.plugins\n"
            "for name in driver.plugins.DEFAULT_PLUGINS:\n    __import__(name)\n")
 
 
-def floor_imports(work: Path, env: Mapping[str, str]) -> str:
+def floor_imports(python: str, work: Path, env: Mapping[str, str]) -> str:
     """``import ...`` of the stdlib and third-party modules the driver's start-up imports pull
     in: what the driver cannot make cheaper."""
-    import subprocess
-
     listing = subprocess.run(
-        [sys.executable, "-c", "import sys\nbefore = set(sys.modules)\n" + IMPORTS +
+        [python, "-c", "import sys\nbefore = set(sys.modules)\n" + IMPORTS +
          "print(' '.join(sorted(set(sys.modules) - before)))"],
         cwd=work, env=env, capture_output=True, text=True, check=True).stdout.split()
     return "import " + ", ".join(n for n in listing if not n.startswith(("driver", "plugins", "_")))
@@ -168,7 +183,6 @@ def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float |
     """Millions of instructions the main process of *argv* executes (valgrind's callgrind), with
     a fixed hash seed: the same count on a loaded machine. None without valgrind."""
     import shutil
-    import subprocess
 
     if shutil.which("valgrind") is None:
         return None
@@ -179,28 +193,60 @@ def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float |
     return int(found[-1].split()[-1]) / 1e6 if found else None
 
 
-def print_instructions(run: list[str], work: Path, env: Mapping[str, str]) -> None:
-    """Instruction counts: the whole trivial run (its polling loops make this one vary a
-    little), without the history write, its imports alone, and the stdlib and third-party part
-    of those imports."""
+def print_instructions(install: str, python: str, run: list[str], work: Path,
+                       env: Mapping[str, str]) -> None:
+    """Instruction counts in one install (*python* its interpreter, *run* the trivial run): the
+    whole run (its polling loops make this one vary a little), without the history write, its
+    imports alone, and the stdlib and third-party part of those imports."""
     rows = {
-        "python3 -c pass (reference)": [sys.executable, "-c", "pass"],
+        "python3 -c pass (reference)": [python, "-c", "pass"],
         "bench-driver, task running `true`": run,
         "the same with --no-history (prices the history write)": run + ["--no-history"],
-        "the driver's imports (cli, pipeline, built-in plugins)":
-            [sys.executable, "-c", IMPORTS],
+        "the driver's imports (cli, pipeline, built-in plugins)": [python, "-c", IMPORTS],
         "of which the stdlib and pluggy they pull in (the floor)":
-            [sys.executable, "-c", floor_imports(work, env)],
+            [python, "-c", floor_imports(python, work, env)],
+        "import pluggy alone (with its typing, inspect...)": [python, "-c", "import pluggy"],
     }
-    counts = {label: instructions(argv, work, env) for label, argv in rows.items()}
-    if None in counts.values():
+    found = {label: instructions(argv, work, env) for label, argv in rows.items()}
+    counts = {label: count for label, count in found.items() if count is not None}
+    if len(counts) < len(found):
         print("instructions: valgrind is not installed (apt-get install -y valgrind)")
         return
     reference = counts["python3 -c pass (reference)"] or 1.0
-    print("instructions of the main process (callgrind, PYTHONHASHSEED=0; millions, "
-          "x python3 -c pass):")
+    print(f"instructions of the main process, {install} (callgrind, PYTHONHASHSEED=0; millions, "
+          f"x python3 -c pass):")
     for label, count in counts.items():
         print(f"  {label:<56} {count:8.1f}M  {count / reference:5.2f}x")
+
+
+def regular_install(work: Path) -> tuple[str, str] | str:
+    """This tree as ``pip install .`` installs it: built into a wheel and installed in a fresh
+    venv under *work*, which finds the dependencies in this environment's site-packages through
+    a ``.pth`` line (so their own ``.pth`` files, the editable finder's among them, never run
+    there). Returns (its python, its bench-driver), or why there is none."""
+    wheels, target = work / "wheel", work / "regular-venv"
+    build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+             "--wheel-dir", str(wheels), str(REPO)]
+    done = subprocess.run(build, capture_output=True, text=True, cwd=work)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return (f"no wheel could be built ({last}; the build needs setuptools>=68 here: "
+                f"pip install 'bench-driver[test]')")
+    venv.create(target, with_pip=False, symlinks=True)
+    python = str(target / "bin" / "python")
+    wheel = str(next(wheels.glob("*.whl")))
+    done = subprocess.run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet",
+                           "--no-deps", "--no-index", wheel], capture_output=True, text=True)
+    if done.returncode != 0:
+        return f"the wheel did not install: {done.stderr.strip()[-300:]}"
+    ours = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(ours, "zz-dependencies.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    where = subprocess.run([python, "-c", "import driver; print(driver.__file__)"],
+                           capture_output=True, text=True, cwd=work).stdout.strip()
+    if not where.startswith(str(target)):
+        return f"the venv's driver is not its own install ({where or 'it does not import'})"
+    return python, str(target / "bin" / "bench-driver")
 
 
 def main() -> None:
@@ -222,13 +268,26 @@ def main() -> None:
         options = ["--config", str(config), "--task-name", TASK, "--quiet",
                    "--output", str(work / "result.json"), "--runs-dir", str(work / "runs")]
         run = driver_command() + options
-        commands = {
-            "python3 -c pass (reference)": ([sys.executable, "-c", "pass"], env),
-            "bench-driver, task running `true`": (run, env),
+        regular = regular_install(work) if not os.environ.get(DRIVER_COMMAND_ENV) else \
+            f"${DRIVER_COMMAND_ENV} is set: timing that command only"
+        if isinstance(regular, str):
+            print(f"no regular install: {regular}")
+        else:
+            print(f"regular install: this tree's wheel in {Path(regular[0]).parents[1]}")
+        commands = {}
+        if not isinstance(regular, str):
+            commands[REGULAR_PASS] = ([regular[0], "-c", "pass"], env)
+            commands[REGULAR_RUN] = ([regular[1]] + options, env)
+            commands[REGULAR_PLUGGY] = ([regular[0], "-c", "import pluggy"], env)
+            commands[REGULAR_FLOOR] = ([regular[0], "-c", floor_imports(regular[0], work, env)],
+                                       env)
+        commands.update({
+            HERE_PASS: ([sys.executable, "-c", "pass"], env),
+            HERE_RUN: (run, env),
             "bench-driver --version": (driver_command() + ["--version"], env),
             "python3 -S -c pass (no site, for context)": ([sys.executable, "-S", "-c", "pass"],
                                                           env),
-        }
+        })
         if os.environ.get("PYTHONDONTWRITEBYTECODE"):
             commands["bench-driver, `true`, PYTHONDONTWRITEBYTECODE as set"] = (run, driver_env())
         for argv, run_env in commands.values():  # warm-up: caches, page cache
@@ -243,16 +302,32 @@ def main() -> None:
         print(f"whole process, median of {args.repeat}, ms: wall (min..max), CPU user+sys "
               f"(children included)")
         for label, values in times.items():
-            print(f"  {label:<52} {median(values) * 1000:8.1f}  "
+            print(f"  {label:<60} {median(values) * 1000:8.1f}  "
                   f"({spread([v * 1000 for v in values], '{:.1f}')})  CPU "
                   f"{median(cpu[label]) * 1000:6.1f}")
-        reference = median(times["python3 -c pass (reference)"])
-        ratio = median(times["bench-driver, task running `true`"]) / reference
-        cpu_ratio = median(cpu["bench-driver, task running `true`"]) / max(
-            median(cpu["python3 -c pass (reference)"]), 1e-3)
-        print(f"CPU-time ratio (less sensitive to other load on the machine): {cpu_ratio:.2f}x")
-        print_ratio("startup_overhead (driver / python3 -c pass)", ratio, f"<= {TARGET:g}x",
-                    ratio <= TARGET)
+
+        def ratios(pass_label: str, run_label: str) -> tuple[float, float]:
+            wall = median(times[run_label]) / median(times[pass_label])
+            return wall, median(cpu[run_label]) / max(median(cpu[pass_label]), 1e-3)
+
+        here, here_cpu = ratios(HERE_PASS, HERE_RUN)
+        print(f"this environment's install: {here:.2f}x wall, {here_cpu:.2f}x CPU (children "
+              f"included); an editable install's reference runs its finder, so this reads low")
+        ratio, cpu_ratio = (here, here_cpu) if isinstance(regular, str) else \
+            ratios(REGULAR_PASS, REGULAR_RUN)
+        install = "this environment's install" if isinstance(regular, str) else "regular install"
+        if not isinstance(regular, str):
+            pluggy, _ = ratios(REGULAR_PASS, REGULAR_PLUGGY)
+            print(f"import pluggy alone, regular install: {pluggy:.2f}x wall")
+            floor, floor_cpu = ratios(REGULAR_PASS, REGULAR_FLOOR)
+            print(f"the floor, regular install: {floor:.2f}x wall, {floor_cpu:.2f}x CPU: only "
+                  f"importing the stdlib modules and pluggy that the driver's imports pull in "
+                  f"(the list: --instructions); the driver takes "
+                  f"{median(times[REGULAR_RUN]) / median(times[REGULAR_FLOOR]):.2f}x the floor")
+        print(f"CPU-time ratio, {install} (less sensitive to other load on the machine): "
+              f"{cpu_ratio:.2f}x")
+        print_ratio(f"startup_overhead (driver / python3 -c pass, {install})", ratio,
+                    f"<= {TARGET:g}x", ratio <= TARGET)
         print_stages(options, work, env, args.repeat)
         print_importtime("python -X importtime -c 'import driver.cli'",
                          importtime([sys.executable, "-c", "import driver.cli"], work, env),
@@ -261,9 +336,12 @@ def main() -> None:
                          importtime([sys.executable] + run if run[0].endswith("bench-driver")
                                     else run, work, env), args.top)
         if args.instructions:
-            print_instructions([sys.executable] + run if run[0].endswith("bench-driver")
+            if not isinstance(regular, str):
+                print_instructions("regular install", regular[0], [*regular, *options], work,
+                                   env)
+            print_instructions("this environment's install", sys.executable,
+                               [sys.executable] + run if run[0].endswith("bench-driver")
                                else run, work, env)
-
 
 if __name__ == "__main__":
     main()
