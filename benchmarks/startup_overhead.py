@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import site
 import subprocess
 import sys
@@ -182,8 +183,6 @@ def floor_imports(python: str, work: Path, env: Mapping[str, str]) -> str:
 def instructions(argv: list[str], work: Path, env: Mapping[str, str]) -> float | None:
     """Millions of instructions the main process of *argv* executes (valgrind's callgrind), with
     a fixed hash seed: the same count on a loaded machine. None without valgrind."""
-    import shutil
-
     if shutil.which("valgrind") is None:
         return None
     done = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -224,9 +223,17 @@ def regular_install(work: Path) -> tuple[str, str] | str:
     venv under *work*, which finds the dependencies in this environment's site-packages through
     a ``.pth`` line (so their own ``.pth`` files, the editable finder's among them, never run
     there). Returns (its python, its bench-driver), or why there is none."""
-    wheels, target = work / "wheel", work / "regular-venv"
+    source, wheels, target = work / "source", work / "wheel", work / "regular-venv"
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO, capture_output=True)
+    if listed.returncode != 0:
+        return f"the working tree's files could not be listed (git ls-files: {listed.stderr!r})"
+    for name in filter(None, listed.stdout.decode().split("\0")):  # the tree as it is, built
+        if (REPO / name).is_file():  # outside it: setuptools leaves build/ where it builds
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-             "--wheel-dir", str(wheels), str(REPO)]
+             "--wheel-dir", str(wheels), str(source)]
     done = subprocess.run(build, capture_output=True, text=True, cwd=work)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
@@ -311,8 +318,11 @@ def main() -> None:
             return wall, median(cpu[run_label]) / max(median(cpu[pass_label]), 1e-3)
 
         here, here_cpu = ratios(HERE_PASS, HERE_RUN)
+        editable = any(next(Path(p).glob("__editable__*bench_driver*"), None)
+                       for p in site.getsitepackages())
         print(f"this environment's install: {here:.2f}x wall, {here_cpu:.2f}x CPU (children "
-              f"included); an editable install's reference runs its finder, so this reads low")
+              f"included)" + ("; it is editable: its python3 -c pass runs the editable finder, "
+                              "so this reads low" if editable else ""))
         ratio, cpu_ratio = (here, here_cpu) if isinstance(regular, str) else \
             ratios(REGULAR_PASS, REGULAR_RUN)
         install = "this environment's install" if isinstance(regular, str) else "regular install"
@@ -320,9 +330,10 @@ def main() -> None:
             pluggy, _ = ratios(REGULAR_PASS, REGULAR_PLUGGY)
             print(f"import pluggy alone, regular install: {pluggy:.2f}x wall")
             floor, floor_cpu = ratios(REGULAR_PASS, REGULAR_FLOOR)
+            floor_modules = commands[REGULAR_FLOOR][0][-1].split(", ")
             print(f"the floor, regular install: {floor:.2f}x wall, {floor_cpu:.2f}x CPU: only "
-                  f"importing the stdlib modules and pluggy that the driver's imports pull in "
-                  f"(the list: --instructions); the driver takes "
+                  f"importing the {len(floor_modules)} stdlib modules and pluggy that the "
+                  f"driver's imports pull in; the driver takes "
                   f"{median(times[REGULAR_RUN]) / median(times[REGULAR_FLOOR]):.2f}x the floor")
         print(f"CPU-time ratio, {install} (less sensitive to other load on the machine): "
               f"{cpu_ratio:.2f}x")
