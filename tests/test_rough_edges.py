@@ -175,14 +175,17 @@ def test_compare_of_repeated_runs_has_no_single_run_note(cli, write_config, tmp_
         "import os, sys\nboost = 20 if os.path.exists('boost') else 0\n"
         "print(f'speed: {100 + boost + int(sys.argv[1])}')\n")
     write_config(speed_task("fast", "{python} fast.py {repetition}"))
+    sets: list[str] = []
     for boost in (False, True):
         if boost:
             (tmp_path / "boost").touch()
         done = cli("--task-name", "fast", "--repetitions", "3")
         assert done.returncode == 0, done.stderr
-    sets = sorted(tmp_path.glob("bench-runs/fast/*/summary.json"))
+        made = {str(p) for p in tmp_path.glob("bench-runs/fast/*/summary.json")} - set(sets)
+        assert len(made) == 1, made
+        sets += made  # in the order they ran (names sort by second and pid, which can wrap)
     # Only the speed: the polled memory of a 20 ms task is noise (a sample lands anywhere in it).
-    compared = cli("compare", str(sets[0]), str(sets[1]), "--metric", "speed")
+    compared = cli("compare", sets[0], sets[1], "--metric", "speed")
     assert compared.returncode == 0, compared.stderr
     row = compared.stdout.splitlines()[1].split()
     assert row[:4] == ["fast.speed", "higher", "101", "121"], row
