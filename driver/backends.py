@@ -17,8 +17,10 @@ so with ``places_gpus``.
 from __future__ import annotations
 
 import argparse
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from driver.errors import ConfigError, did_you_mean
@@ -111,6 +113,19 @@ def make_backend(plugins: Plugins, name: str, options: argparse.Namespace, jobs:
                                                    returns=instance_of(Backend))
     backend.check()
     return backend
+
+
+def log_tail(path: Path, lines: int, max_bytes: int = 64 << 10) -> list[str]:
+    """The last *lines* lines of the log at *path*, trailing blanks dropped (read from its last
+    *max_bytes* only: a run's log can be gigabytes), or [] when it cannot be read."""
+    try:
+        with open(path, "rb") as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - max_bytes))
+            text = log.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return text.strip().splitlines()[-lines:]
 
 
 def check_jobs(jobs: int | None, backend: str) -> int:

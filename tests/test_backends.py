@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO
-from driver.backends import Backend, Finished, Placement, RunJob
+from driver.backends import Backend, Finished, Placement, RunJob, log_tail
 from driver.config import MetricSpec, TaskSpec
 from driver.experiments.parallel import _GpuPool, _schedule
 from driver.plugins import PluginSet
@@ -382,3 +382,11 @@ def test_as_completed_yields_each_live_run_as_it_ends():
     for job in work:
         backend.submit(job, Placement())
     assert [f.job.key for f in as_completed(backend, 2)] == ["11", "10"]
+
+
+def test_log_tail_reads_only_the_end_of_a_big_log(tmp_path: Path) -> None:
+    log = tmp_path / "output.log"
+    log.write_bytes(b"x" * (1 << 20) + b"\nepoch 1\nTraceback\nValueError: bad \xff\n\n")
+    assert log_tail(log, 2) == ["Traceback", "ValueError: bad \ufffd"]
+    assert log_tail(log, 5, max_bytes=12) == ["ror: bad \ufffd"]  # only the last 12 bytes read
+    assert log_tail(tmp_path / "absent.log", 3) == []

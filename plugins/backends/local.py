@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from driver.backends import Backend, Finished, Placement, RunJob
+from driver.backends import Backend, Finished, Placement, RunJob, log_tail
 from driver.worker import PARENT_FD_ENV
 
 WORKER_LOG = "worker.log"
@@ -99,8 +99,5 @@ def _finished(job: RunJob, returncode: int) -> Finished:
 
 
 def _log_tail(path: Path, lines: int = 3) -> str:
-    try:
-        tail = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
-    except OSError:
-        return ""
+    tail = log_tail(path, lines)
     return f": {' | '.join(tail)}" if tail else ""

@@ -230,8 +230,7 @@ def _ended(profile: Profile, result: TrialResult) -> tuple[str, str | None]:
 
 def _last_line(path: Path) -> str:
     """``: LINE``, the last line of *path* (the stream's own error), or nothing."""
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return ""
-    return f": {lines[-1]}" if lines else ""
+    from driver.backends import log_tail
+
+    last = log_tail(path, 1)
+    return f": {last[0]}" if last else ""
